@@ -1,0 +1,1 @@
+"""The Django project that wires the `scheduler` app into a runnable site."""

@@ -1,0 +1,55 @@
+"""The app's API errors and the exception handler that renders every error as JSON.
+
+Services raise these; views never catch them. Bodies are `{"detail": ..., "code": ...}`,
+or DRF's `{"<field>": ["<message>"]}` for invalid fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class BackendNotFound(APIException):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "No such backend in this app."
+    default_code = "not_found"
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with an existing backend."
+    default_code = "conflict"
+
+
+class NameTaken(Conflict):
+    default_detail = "A backend with this name already exists in this app."
+    default_code = "name_taken"
+
+
+class HostTaken(Conflict):
+    default_detail = "A backend with this host is already registered."
+    default_code = "host_taken"
+
+
+class NoBackendAvailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "No active backend is available for this app."
+    default_code = "no_backend_available"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus a machine-readable `code` beside every `detail`."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, APIException) and isinstance(response.data, dict):
+        detail = response.data.get("detail")
+        if detail is not None and set(response.data) == {"detail"}:
+            code = getattr(detail, "code", None) or exc.default_code
+            response.data = {"detail": str(detail), "code": code}
+    return response

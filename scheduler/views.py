@@ -1,0 +1,328 @@
+"""REST API views: parse the request, call one selector or service, render the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from scheduler import selectors, services
+from scheduler.conf import scheduler_settings
+from scheduler.exceptions import api_exception_handler
+from scheduler.models import BackendStatus
+from scheduler.serializers import (
+    AppIdSerializer,
+    BackendCreateSerializer,
+    BackendFilterSerializer,
+    BackendMoveSerializer,
+    BackendSerializer,
+    BackendStatusSerializer,
+    BackendWeightSerializer,
+    ErrorSerializer,
+    PolicyInfoSerializer,
+    PolicyInputSerializer,
+    PolicySerializer,
+    SelectionSerializer,
+)
+
+# --- OpenAPI: the parameters and error responses shared by many operations -------------------
+
+APP_ID_PARAM = OpenApiParameter(
+    "app_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The app: 1-64 characters from A-Z a-z 0-9 _ . -",
+    pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+)
+BACKEND_ID_PARAM = OpenApiParameter(
+    "backend_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The backend's id."
+)
+STATUS_FILTER = OpenApiParameter(
+    "status", OpenApiTypes.STR, enum=BackendStatus.values, description="Only this status."
+)
+
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "Invalid fields: each field name maps to a list of messages.",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["detail", "code"],
+}
+BAD_REQUEST = OpenApiResponse(
+    {"anyOf": [FIELD_ERRORS_SCHEMA, ERROR_SCHEMA]},
+    description="Invalid input: per-field messages, or a body that is not JSON.",
+)
+UNAUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No or invalid credentials.")
+FORBIDDEN = OpenApiResponse(ErrorSerializer, description="The user may not do this.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such backend in this app.")
+CONFLICT = OpenApiResponse(ErrorSerializer, description="The name or host is already taken.")
+UNAVAILABLE = OpenApiResponse(ErrorSerializer, description="The app has no active backend.")
+READ_ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
+WRITE_ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
+
+BACKENDS_TAG = ["backends"]
+SELECTION_TAG = ["selection"]
+
+
+def _validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _app_id(value: str) -> str:
+    return _validated(AppIdSerializer, {"app_id": value})["app_id"]
+
+
+def _pick(source: Any, *keys: str) -> dict[str, Any]:
+    """The given keys of a query dict or JSON body; a body that is not an object has none."""
+    if not hasattr(source, "keys"):
+        return {}
+    return {key: source[key] for key in keys if key in source}
+
+
+def _query_or_body(request: Request, key: str) -> dict[str, Any]:
+    """`key` from the query string (the original API) or else from the JSON body."""
+    if key in request.query_params:
+        return _pick(request.query_params, key)
+    return _pick(request.data, key)
+
+
+class SchedulerAPIView(APIView):
+    """Base of every scheduler view: its own auth, permissions, JSON and error format, so the
+    app behaves the same in any site whatever that site's REST_FRAMEWORK defaults."""
+
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def get_authenticators(self) -> list[Any]:
+        return [cls() for cls in scheduler_settings.AUTHENTICATION_CLASSES]
+
+    def get_permissions(self) -> list[Any]:
+        return [cls() for cls in scheduler_settings.PERMISSION_CLASSES]
+
+    def get_exception_handler(self) -> Any:
+        return api_exception_handler
+
+
+class AppBackendsView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="backends_list",
+        summary="List an app's backends",
+        description="Any status, oldest first; an unknown app has an empty list.",
+        tags=BACKENDS_TAG,
+        parameters=[APP_ID_PARAM, STATUS_FILTER],
+        responses={200: BackendSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request, app_id: str) -> Response:
+        app_id = _app_id(app_id)
+        filters = _validated(BackendFilterSerializer, _pick(request.query_params, "status"))
+        backends = selectors.backend_list(app_id=app_id, status=filters.get("status"))
+        return Response(BackendSerializer(backends, many=True).data)
+
+    @extend_schema(
+        operation_id="backends_create",
+        summary="Add a backend to an app",
+        tags=BACKENDS_TAG,
+        parameters=[APP_ID_PARAM],
+        request=BackendCreateSerializer,
+        responses={201: BackendSerializer, **WRITE_ERRORS, 409: CONFLICT},
+    )
+    def post(self, request: Request, app_id: str) -> Response:
+        app_id = _app_id(app_id)
+        data = _validated(BackendCreateSerializer, request.data)
+        backend = services.backend_register(app_id=app_id, **data)
+        return Response(BackendSerializer(backend).data, status=status.HTTP_201_CREATED)
+
+
+class BackendDetailView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="backends_retrieve",
+        summary="Get one backend",
+        tags=BACKENDS_TAG,
+        parameters=[APP_ID_PARAM, BACKEND_ID_PARAM],
+        responses={200: BackendSerializer, **READ_ERRORS, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, app_id: str, backend_id: str) -> Response:
+        backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
+        return Response(BackendSerializer(backend).data)
+
+    @extend_schema(
+        operation_id="backends_set_status",
+        summary="Set a backend's status",
+        description=(
+            "Give the status as the query parameter `?status=down` (the original API) or as "
+            'the JSON body `{"status": "down"}`. A `down` backend is never selected.'
+        ),
+        tags=BACKENDS_TAG,
+        parameters=[
+            APP_ID_PARAM,
+            BACKEND_ID_PARAM,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=BackendStatus.values),
+        ],
+        request=BackendStatusSerializer,
+        responses={200: BackendSerializer, **WRITE_ERRORS, 404: NOT_FOUND},
+    )
+    def patch(self, request: Request, app_id: str, backend_id: str) -> Response:
+        backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
+        data = _validated(BackendStatusSerializer, _query_or_body(request, "status"))
+        backend = services.backend_set_status(backend=backend, status=data["status"])
+        return Response(BackendSerializer(backend).data)
+
+    @extend_schema(
+        operation_id="backends_destroy",
+        summary="Remove a backend",
+        tags=BACKENDS_TAG,
+        parameters=[APP_ID_PARAM, BACKEND_ID_PARAM],
+        request=None,
+        responses={204: None, **WRITE_ERRORS, 404: NOT_FOUND},
+    )
+    def delete(self, request: Request, app_id: str, backend_id: str) -> Response:
+        backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
+        services.backend_delete(backend=backend)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BackendMoveView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="backends_move",
+        summary="Move a backend to another app",
+        description=(
+            "Give the new app as the query parameter `?new_app_id=...` (the original API) or "
+            'as the JSON body `{"new_app_id": "..."}`.'
+        ),
+        tags=BACKENDS_TAG,
+        parameters=[
+            APP_ID_PARAM,
+            BACKEND_ID_PARAM,
+            OpenApiParameter(
+                "new_app_id",
+                OpenApiTypes.STR,
+                pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+                description="The app to move the backend to.",
+            ),
+        ],
+        request=BackendMoveSerializer,
+        responses={200: BackendSerializer, **WRITE_ERRORS, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def patch(self, request: Request, app_id: str, backend_id: str) -> Response:
+        backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
+        data = _validated(BackendMoveSerializer, _query_or_body(request, "new_app_id"))
+        backend = services.backend_move(backend=backend, new_app_id=data["new_app_id"])
+        return Response(BackendSerializer(backend).data)
+
+
+class BackendWeightView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="backends_set_weight",
+        summary="Set a backend's weight",
+        tags=BACKENDS_TAG,
+        parameters=[APP_ID_PARAM, BACKEND_ID_PARAM],
+        request=BackendWeightSerializer,
+        responses={200: BackendSerializer, **WRITE_ERRORS, 404: NOT_FOUND},
+    )
+    def patch(self, request: Request, app_id: str, backend_id: str) -> Response:
+        backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
+        data = _validated(BackendWeightSerializer, request.data)
+        backend = services.backend_set_weight(backend=backend, weight=data["weight"])
+        return Response(BackendSerializer(backend).data)
+
+
+class SelectView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="select",
+        summary="Select backends by the app's policy",
+        description=(
+            "Returns up to `limit` distinct active backends: use the first, fall back to the "
+            "rest in order. Advances the app's shared rotation."
+        ),
+        tags=SELECTION_TAG,
+        parameters=[APP_ID_PARAM],
+        responses={200: SelectionSerializer, **READ_ERRORS, 503: UNAVAILABLE},
+    )
+    def get(self, request: Request, app_id: str) -> Response:
+        result = services.backend_select(app_id=_app_id(app_id))
+        return Response(
+            {
+                "app_id": result.app_id,
+                "policy": result.policy,
+                "limit": result.limit,
+                "backends": BackendSerializer(result.backends, many=True).data,
+            }
+        )
+
+
+class AppPolicyView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="policy_retrieve",
+        summary="Get an app's policy",
+        description="An app without a stored policy shows the default.",
+        tags=SELECTION_TAG,
+        parameters=[APP_ID_PARAM],
+        responses={200: PolicySerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, app_id: str) -> Response:
+        resolved = selectors.policy_get(app_id=_app_id(app_id))
+        return Response(PolicySerializer(resolved).data)
+
+    @extend_schema(
+        operation_id="policy_update",
+        summary="Set an app's policy",
+        tags=SELECTION_TAG,
+        parameters=[APP_ID_PARAM],
+        request=PolicyInputSerializer,
+        responses={200: PolicySerializer, **WRITE_ERRORS},
+    )
+    def put(self, request: Request, app_id: str) -> Response:
+        app_id = _app_id(app_id)
+        data = _validated(PolicyInputSerializer, request.data)
+        services.policy_set(app_id=app_id, policy=data["policy"], limit=data["limit"])
+        return Response(PolicySerializer(selectors.policy_get(app_id=app_id)).data)
+
+
+class PolicyListView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="policies_list",
+        summary="List the available policies",
+        tags=SELECTION_TAG,
+        responses={200: PolicyInfoSerializer(many=True), 401: UNAUTHENTICATED, 403: FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(PolicyInfoSerializer(selectors.policy_list(), many=True).data)
+
+
+class AllBackendsView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="backends_list_all",
+        summary="List every backend of every app",
+        tags=BACKENDS_TAG,
+        parameters=[
+            OpenApiParameter(
+                "app_id",
+                OpenApiTypes.STR,
+                pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+                description="Only this app.",
+            ),
+            STATUS_FILTER,
+        ],
+        responses={200: BackendSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _validated(
+            BackendFilterSerializer, _pick(request.query_params, "app_id", "status")
+        )
+        backends = selectors.backend_list(
+            app_id=filters.get("app_id"), status=filters.get("status")
+        )
+        return Response(BackendSerializer(backends, many=True).data)
