@@ -1,0 +1,1 @@
+"""Tests of the comfyone_sdk package against a real loopback server."""
