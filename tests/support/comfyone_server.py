@@ -18,7 +18,8 @@ makes the next task fail (``error`` + ``finished`` {success: false}, status ``fa
 ``error_node``/``message``). Misbehaviour on demand: ``fail_next(prefix, status, times,
 retry_after)``, ``envelope_error_next(code, msg)``, ``delay_next(seconds)``, ``drop_sockets()``,
 ``send_raw(frame)``. State to inspect: ``backends``, ``workflows``, ``tasks``, ``files``,
-``requests`` (a log of ``(method, path, json_body)``), ``sockets_opened``, ``auth_frames``.
+``requests`` (a log of ``(method, path, json_body)``), ``client_ports``, ``sockets_opened``,
+``auth_frames``.
 
 Envelope codes: 0 ok; 2006 "this service has no backend yet" (submit with no backend
 registered); 2007 "backend <name> not found"; 2008 "backend <name> is down" (or "no backend is
@@ -166,6 +167,7 @@ class FakeComfyOne:
         self.files: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.auth_frames: list[dict[str, Any]] = []
+        self.client_ports: list[int] = []  # source port per request: shows connection reuse
         self.sockets_opened = 0
         self._rules: list[_Rule] = []
         self._next_failure: tuple[str, str] | None = None
@@ -382,6 +384,9 @@ class FakeComfyOne:
             except ValueError:
                 body = "<invalid json>"
         self.requests.append((request.method, request.path, body))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.client_ports.append(peer[1])
         rule = None
         with self._lock:
             for candidate in self._rules:
