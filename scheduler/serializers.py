@@ -35,6 +35,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(int(data))
 
 
+class StrictCharField(serializers.CharField):
+    """A string that must arrive as a JSON string: DRF would turn 5 into "5"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _range_messages(field: str, low: int, high: int) -> dict[str, str]:
     message = f"{field} must be a whole number from {low} to {high}."
     return {"invalid": message, "min_value": message, "max_value": message}
@@ -90,10 +99,10 @@ class BackendSerializer(serializers.Serializer):
 
 
 class BackendCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = StrictCharField(
         max_length=NAME_MAX_LENGTH, error_messages=_text_messages("name", NAME_MAX_LENGTH)
     )
-    host = serializers.CharField(
+    host = StrictCharField(
         max_length=HOST_MAX_LENGTH, error_messages=_text_messages("host", HOST_MAX_LENGTH)
     )
     weight = StrictIntegerField(
@@ -125,7 +134,7 @@ class BackendWeightSerializer(serializers.Serializer):
 
 
 class BackendMoveSerializer(serializers.Serializer):
-    new_app_id = serializers.CharField(
+    new_app_id = StrictCharField(
         max_length=APP_ID_MAX_LENGTH,
         validators=[app_id_validator],
         error_messages=_text_messages("new_app_id", APP_ID_MAX_LENGTH),
@@ -155,7 +164,7 @@ class PolicySerializer(serializers.Serializer):
 
 
 class PolicyInputSerializer(serializers.Serializer):
-    policy = serializers.CharField(
+    policy = StrictCharField(
         help_text="A name from GET /v1/policies.", error_messages=_text_messages("policy", 64)
     )
     limit = StrictIntegerField(
