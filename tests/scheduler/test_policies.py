@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections import Counter
@@ -83,7 +84,7 @@ class TestRoundRobin:
 
     def test_never_same_first_twice_in_a_row(self):
         out, _ = firsts(RoundRobin(), backends("a", "b"), 10)
-        assert all(x != y for x, y in zip(out, out[1:], strict=False))
+        assert all(x != y for x, y in itertools.pairwise(out))
 
     def test_same_created_time_breaks_ties_by_id(self):
         same = [B("x"), B("y"), B("z")]

@@ -28,7 +28,7 @@ def test_round_robin_state_lives_in_the_database(make_backend):
 
 
 def test_round_robin_backend_down_mid_cycle(make_backend):
-    a, b, c, d = (make_backend(name=n) for n in "abcd")
+    c = [make_backend(name=n) for n in "abcd"][2]
     services.policy_set(app_id="txt2img", policy="round_robin")
     assert firsts(1) == ["a"]
     services.backend_set_status(backend=c, status="down")
