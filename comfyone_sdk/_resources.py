@@ -332,16 +332,12 @@ class Prompts(_Resource):
         """
         deadline = time.monotonic() + timeout
         events: queue.Queue[Any] = queue.Queue()
-        watched: dict[str, str] = {}  # filled once the id is known; listener reads it
         stream: RealtimeClient | None = None
         if use_websocket:
             stream = self._realtime(max_reconnects=0)
-
-            def relay(event: Event) -> None:
-                if event.task_id == watched.get("id"):
-                    events.put(event)
-
-            stream.add_listener(relay)
+            # Queue every event of the account: frames may beat the submit reply, so the
+            # task id is matched by the consumer, not here.
+            stream.add_listener(events.put)
             stream.on_disconnect(lambda: events.put(_DROPPED))
             stream.start()
             # Connect before submitting so no early event is missed on a healthy socket.
@@ -350,7 +346,6 @@ class Prompts(_Resource):
             task_id = self.submit(
                 workflow_id, inputs, free_cache=free_cache, free_gpu=free_gpu, backend=backend
             )
-            watched["id"] = task_id
             return self._follow(
                 task_id,
                 events=events,
@@ -388,26 +383,29 @@ class Prompts(_Resource):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return self._expire(task_id, timeout, cancel_on_timeout)
+            since_poll = time.monotonic() - last_poll
             if socket_up:
-                wait = min(remaining, max(poll_interval, c.RUN_SAFETY_POLL_INTERVAL))
-                try:
-                    item = events.get(timeout=wait)
-                except queue.Empty:
-                    item = None
+                # Even with a healthy socket, poll now and then in case a frame was lost.
+                safety = max(poll_interval, c.RUN_SAFETY_POLL_INTERVAL)
+                item: Any = None
+                if since_poll < safety:
+                    try:
+                        item = events.get(timeout=min(remaining, safety - since_poll))
+                    except queue.Empty:
+                        item = None
                 if item is _DROPPED:
                     _log.info("task %s: websocket dropped, falling back to polling", task_id)
                     socket_up = False
                     continue
                 if item is not None:
-                    if on_progress is not None:
-                        on_progress(item)
-                    if isinstance(item, FinishedEvent | ErrorEvent):
-                        return self._finish(task_id, item, deadline, poll_interval)
+                    if item.task_id == task_id:
+                        if on_progress is not None:
+                            on_progress(item)
+                        if isinstance(item, FinishedEvent | ErrorEvent):
+                            return self._finish(task_id, item, deadline, poll_interval)
                     continue
-                # Quiet socket: a safety poll in case a terminal frame was lost.
             else:
-                sleep_for = max(0.0, min(remaining, poll_interval - (time.monotonic() - last_poll)))
-                time.sleep(sleep_for)
+                time.sleep(max(0.0, min(remaining, poll_interval - since_poll)))
             status = self._poll(task_id)
             last_poll = time.monotonic()
             if status is not None and status.is_terminal:

@@ -139,10 +139,16 @@ class RealtimeClient:
         self._stop.set()
         app = self._app
         if app is not None:
-            try:
-                app.close(timeout=1)
-            except Exception:  # closing a half-open socket may raise; we are leaving anyway
-                _log.debug("error while closing the socket", exc_info=True)
+            app.keep_running = False
+            sock = app.sock
+            if sock is not None and sock.connected:
+                try:
+                    sock.send_close()  # polite close frame
+                    # shutdown() wakes the socket thread's select() at once; WebSocketApp.close()
+                    # closes the descriptor instead, leaving it asleep until the ping timeout.
+                    sock.abort()
+                except Exception:  # the peer may be gone already; we are leaving anyway
+                    _log.debug("error while closing the socket", exc_info=True)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
