@@ -705,3 +705,22 @@ class FakeComfyOne:
         finally:
             self._sockets.discard(ws)
         return ws
+
+
+def main() -> None:
+    """Serve until stdin closes: ``python -m tests.support.comfyone_server [--port N]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Run the fake ComfyOne server.")
+    parser.add_argument("--api-key", default="test-key")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--step-delay", type=float, default=0.2)
+    args = parser.parse_args()
+    with FakeComfyOne(api_key=args.api_key, port=args.port, step_delay=args.step_delay) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # the parent closes our stdin to stop us
+
+
+if __name__ == "__main__":
+    main()
