@@ -76,7 +76,7 @@ def retry_delay(
     """
     if retry_after is not None:
         return min(retry_after, c.RETRY_AFTER_MAX)
-    ceiling = min(cap, base * (2**attempt))
+    ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

@@ -55,7 +55,9 @@ class ComfyOneError(Exception):
 class APIConnectionError(ComfyOneError):
     """The request did not produce an HTTP response (DNS, refused, reset, TLS...)."""
 
-    def __init__(self, message: str, *, request: requests.PreparedRequest | None = None) -> None:
+    def __init__(
+        self, message: str, *, request: requests.PreparedRequest | requests.Request | None = None
+    ) -> None:
         super().__init__(message)
         self.request = request
 

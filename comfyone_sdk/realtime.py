@@ -36,7 +36,7 @@ def ws_url_from_base(base_url: str) -> str:
 
 def reconnect_delay(attempt: int, *, base: float, cap: float) -> float:
     """Capped exponential backoff with equal jitter for reconnect number ``attempt`` (0-based)."""
-    ceiling = min(cap, base * (2**attempt))
+    ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -146,7 +146,7 @@ class RealtimeClient:
                     sock.send_close()  # polite close frame
                     # shutdown() wakes the socket thread's select() at once; WebSocketApp.close()
                     # closes the descriptor instead, leaving it asleep until the ping timeout.
-                    sock.abort()
+                    sock.abort()  # type: ignore[no-untyped-call]
                 except Exception:  # the peer may be gone already; we are leaving anyway
                     _log.debug("error while closing the socket", exc_info=True)
         thread = self._thread

@@ -257,7 +257,8 @@ class FakeComfyOne:
         r.add_delete("/v1/prompts/{id}", self._prompts_cancel)
         r.add_get("/v1/results/{task}/{name}", self._result_file)
         self._release = asyncio.Event()
-        self._release.set()
+        if not self._held:  # hold() may be called before start()
+            self._release.set()
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -279,9 +280,9 @@ class FakeComfyOne:
         self,
         path_prefix: str,
         status: int = 503,
-        *,
         times: int = 1,
         retry_after: float | str | None = None,
+        *,
         method: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with HTTP ``status`` (and Retry-After)."""
@@ -525,7 +526,7 @@ class FakeComfyOne:
             return _envelope(None, code=400, msg="multipart/form-data expected", status=400)
         form = await request.post()
         part = form.get("file")
-        if part is None or not hasattr(part, "file"):
+        if not isinstance(part, web.FileField):
             return _envelope(None, code=400, msg="part 'file' is required", status=400)
         content = part.file.read()
         path = f"input/{uuid.uuid4().hex[:12]}_{part.filename}"
