@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -140,3 +141,19 @@ def test_reconnect_delay_is_capped_with_jitter() -> None:
     for attempt in range(12):
         ceiling = min(2.0, 0.1 * 2**attempt)
         assert ceiling / 2 <= reconnect_delay(attempt, base=0.1, cap=2.0) <= ceiling
+
+
+def test_debug_logs_never_contain_the_key(
+    server: FakeComfyOne, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with RealtimeClient(API_KEY, url=server.ws_url) as rt:
+        assert rt.wait_connected(5)
+        server.send_raw("garbage")
+        server.emit("t1", "progress", {"process": 5})
+        time.sleep(0.05)
+    refused = RealtimeClient("wrong-" + API_KEY, url=server.ws_url)
+    with refused:
+        assert _until(lambda: not refused.running)
+    assert "ignored websocket frame" in caplog.text
+    assert API_KEY not in caplog.text
