@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "scheduler.requestlog.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # daphne never serves /static/; WhiteNoise does, in every mode.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -93,6 +94,9 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "comfyone_project.wsgi.application"
+# Threads per server process running Django's WSGI handler (see asgi.py); each may hold one
+# database connection.
+HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "8"))
 ASGI_APPLICATION = "comfyone_project.asgi.application"
 
 DATABASES = {
@@ -113,7 +117,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 

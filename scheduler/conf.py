@@ -10,6 +10,7 @@ SCHEDULER = {
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +25,33 @@ DEFAULTS: dict[str, Any] = {
     ],
     "POLICIES": [],
     "DEFAULT_POLICY": "all_active",
+    "COMFYONE_API_KEY": None,
+    "COMFYONE_BASE_URL": None,
+    "COMFYONE_WS_URL": None,
+    "COMFYONE_TIMEOUT": 10.0,
+    "BACKEND_REFUSED_CODES": [2007, 2008],
+    "RELAY": None,
+    "RELAY_LEASE_SECONDS": 15.0,
+    "RELAY_RECONCILE_SECONDS": 30.0,
+    "DASHBOARD_WEBSOCKET_URL": "",
 }
+
+RELAY_MODES = ("embedded", "external", "off")
+
+
+def _env_default(name: str) -> Any:
+    """Defaults that come from the environment, read when first used (not at import)."""
+    if name in {"COMFYONE_API_KEY", "COMFYONE_BASE_URL", "COMFYONE_WS_URL"}:
+        return os.environ.get(name) or None
+    if name == "RELAY":
+        mode = os.environ.get("COMFYONE_RELAY", "").strip().lower()
+        if mode:
+            return mode
+        layer = getattr(settings, "CHANNEL_LAYERS", {}).get("default", {}).get("BACKEND", "")
+        # The in-memory layer reaches only this process, so the relay must live here too.
+        return "embedded" if layer.endswith("InMemoryChannelLayer") else "external"
+    return DEFAULTS[name]
+
 
 # Settings holding dotted paths, imported on first access.
 IMPORT_STRINGS = {"PERMISSION_CLASSES", "AUTHENTICATION_CLASSES", "POLICIES"}
@@ -44,7 +71,9 @@ class SchedulerSettings:
         if name not in DEFAULTS:
             raise AttributeError(f"Unknown SCHEDULER setting: {name!r}")
         if name not in self._cache:
-            value = self.user_settings.get(name, DEFAULTS[name])
+            value = self.user_settings.get(name)
+            if value is None:
+                value = _env_default(name)
             if name in IMPORT_STRINGS:
                 value = [import_string(path) if isinstance(path, str) else path for path in value]
             self._cache[name] = value

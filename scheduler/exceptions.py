@@ -53,3 +53,40 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             code = getattr(detail, "code", None) or exc.default_code
             response.data = {"detail": str(detail), "code": code}
     return response
+
+
+class TaskNotFound(APIException):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "No such task."
+    default_code = "not_found"
+
+
+class TaskAlreadyFinished(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The task has already ended."
+    default_code = "task_ended"
+
+
+class ComfyOneNotConfigured(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "This site has no ComfyOne API key (COMFYONE_API_KEY)."
+    default_code = "comfyone_not_configured"
+
+
+class UpstreamError(APIException):
+    """ComfyOne refused the request or could not be reached: 502 with what it said."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "upstream_error"
+
+    def __init__(
+        self, detail: str, *, upstream_code: int | None = None, upstream_msg: str = ""
+    ) -> None:
+        super().__init__(detail)
+        # Set after DRF's constructor, which would turn every value into a string.
+        self.detail = {
+            "detail": detail,
+            "code": self.default_code,
+            "upstream_code": upstream_code,
+            "upstream_msg": upstream_msg,
+        }

@@ -1,9 +1,10 @@
-"""Database models: the registered backends and each app's selection policy and rotation state."""
+"""Database models: backends, each app's policy and rotation state, tasks, and the relay lease."""
 
 from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Length
@@ -121,3 +122,87 @@ class AppPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app_id}: {self.policy}"
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = (TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+OPEN_STATUSES = (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+class Task(models.Model):
+    """A ComfyOne task submitted through the scheduler, kept current by the relay."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task_id = models.CharField("ComfyOne task id", max_length=128, unique=True)
+    app_id = models.CharField("app id", max_length=APP_ID_MAX_LENGTH)
+    backend = models.ForeignKey(
+        Backend, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    # The host the task was pinned to, kept when the backend row is later removed.
+    backend_host = models.CharField(max_length=HOST_MAX_LENGTH)
+    workflow_id = models.CharField(max_length=128)
+    inputs = models.JSONField(default=list, blank=True)
+    free_cache = models.BooleanField(null=True, blank=True)
+    free_gpu = models.BooleanField(null=True, blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING)
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    error_node = models.CharField(max_length=128, blank=True)
+    images = models.JSONField(default=list, blank=True)
+    cost_time = models.PositiveBigIntegerField("cost time (ms)", null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "task"
+        verbose_name_plural = "tasks"
+        indexes = [
+            # The dashboard and GET /v1/tasks: newest first, optionally by app and status.
+            models.Index(fields=["-created"], name="task_created"),
+            models.Index(fields=["app_id", "status", "-created"], name="task_app_status"),
+            models.Index(fields=["status", "-created"], name="task_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=TaskStatus.values), name="task_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__gte=0, progress__lte=100), name="task_progress_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class Lease(models.Model):
+    """A named lease held by one process at a time (the relay), renewed before it expires."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128)
+    expires = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "lease"
+        verbose_name_plural = "leases"
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder} until {self.expires:%H:%M:%S}"

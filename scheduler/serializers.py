@@ -17,6 +17,8 @@ from scheduler.models import (
     WEIGHT_MIN,
     Backend,
     BackendStatus,
+    Task,
+    TaskStatus,
     app_id_validator,
 )
 from scheduler.policies import registry
@@ -201,3 +203,131 @@ class SelectionSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What is wrong, in words.")
     code = serializers.CharField(help_text="A machine-readable code.")
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """A task's full current state: the REST body and every WebSocket frame."""
+    return {
+        "id": str(task.id),
+        "task_id": task.task_id,
+        "app_id": task.app_id,
+        "backend_id": str(task.backend_id) if task.backend_id else None,
+        "backend_host": task.backend_host,
+        "workflow_id": task.workflow_id,
+        "inputs": task.inputs,
+        "status": task.status,
+        "queue_position": task.queue_position,
+        "progress": task.progress,
+        "error_message": task.error_message,
+        "error_node": task.error_node,
+        "images": task.images,
+        "cost_time": task.cost_time,
+        "created": _iso(task.created),
+        "started": _iso(task.started) if task.started else None,
+        "finished": _iso(task.finished) if task.finished else None,
+        "updated": _iso(task.updated),
+    }
+
+
+class TaskSerializer(serializers.Serializer):
+    """A task as the API and the WebSocket frames show it."""
+
+    id = serializers.UUIDField(read_only=True)
+    task_id = serializers.CharField(read_only=True, help_text="ComfyOne's task id.")
+    app_id = serializers.CharField(read_only=True)
+    backend_id = serializers.UUIDField(read_only=True, allow_null=True)
+    backend_host = serializers.CharField(read_only=True)
+    workflow_id = serializers.CharField(read_only=True)
+    inputs = serializers.ListField(child=serializers.DictField(), read_only=True)
+    status = serializers.ChoiceField(choices=TaskStatus.choices, read_only=True)
+    queue_position = serializers.IntegerField(read_only=True, allow_null=True)
+    progress = serializers.IntegerField(read_only=True, min_value=0, max_value=100)
+    error_message = serializers.CharField(read_only=True)
+    error_node = serializers.CharField(read_only=True)
+    images = serializers.ListField(child=serializers.URLField(), read_only=True)
+    cost_time = serializers.IntegerField(read_only=True, allow_null=True, help_text="ms")
+    created = serializers.DateTimeField(read_only=True)
+    started = serializers.DateTimeField(read_only=True, allow_null=True)
+    finished = serializers.DateTimeField(read_only=True, allow_null=True)
+    updated = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance: Task) -> dict[str, Any]:
+        return task_to_dict(instance)
+
+
+class TaskInputSerializer(serializers.Serializer):
+    """One node's overrides: `{"id": "5", "params": {"width": 1024}}`."""
+
+    id = StrictCharField(max_length=128, error_messages=_text_messages("inputs[].id", 128))
+    params = serializers.DictField(
+        help_text="Each key overwrites that input of the node.", allow_empty=True
+    )
+
+
+class TaskSubmitSerializer(serializers.Serializer):
+    workflow_id = StrictCharField(max_length=128, error_messages=_text_messages("workflow_id", 128))
+    inputs = TaskInputSerializer(many=True, required=False, default=list)
+    free_cache = serializers.BooleanField(required=False, allow_null=True, default=None)
+    free_gpu = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # The flat form {"id": "8", "width": 1024} is accepted, as ComfyOne's own docs show it.
+        if isinstance(data, dict) and isinstance(data.get("inputs"), list):
+            data = {
+                **data,
+                "inputs": [
+                    {"id": item.get("id"), "params": {k: v for k, v in item.items() if k != "id"}}
+                    if isinstance(item, dict) and "params" not in item
+                    else item
+                    for item in data["inputs"]
+                ],
+            }
+        return super().to_internal_value(data)
+
+
+class TaskFilterSerializer(serializers.Serializer):
+    app_id = serializers.CharField(
+        required=False,
+        max_length=APP_ID_MAX_LENGTH,
+        validators=[app_id_validator],
+        error_messages=_text_messages("app_id", APP_ID_MAX_LENGTH),
+        trim_whitespace=False,
+    )
+    status = serializers.ChoiceField(
+        required=False,
+        choices=TaskStatus.choices,
+        error_messages=_choice_messages("status", ", ".join(TaskStatus.values)),
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        default=20,
+        error_messages=_range_messages("limit", 1, 100),
+    )
+    offset = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        default=0,
+        error_messages={
+            "invalid": "offset must be a whole number ≥ 0.",
+            "min_value": "offset must be a whole number ≥ 0.",
+        },
+    )
+
+
+class TaskPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    results = TaskSerializer(many=True)
+
+
+class UpstreamErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    upstream_code = serializers.IntegerField(allow_null=True)
+    upstream_msg = serializers.CharField(allow_blank=True)

@@ -1,7 +1,8 @@
-"""Writes: registering and changing backends, setting policies, and selection.
+"""Writes: backends, policies, selection, and tasks with their broadcasts.
 
 Selection is a write too: it advances the app's rotation state in the same transaction that
-reads the candidates, under a row lock, so every server process shares one rotation.
+reads the candidates, under a row lock, so every server process shares one rotation. Every
+change to a task is published to the channel layer once its transaction commits.
 """
 
 from __future__ import annotations
@@ -10,11 +11,50 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
-from scheduler.exceptions import HostTaken, NameTaken, NoBackendAvailable
-from scheduler.models import AppPolicy, Backend, BackendStatus
+from comfyone_sdk import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    ComfyOne,
+    ComfyOneError,
+    ErrorEvent,
+    FinishedEvent,
+    InputValidationError,
+    NotFoundError,
+    PendingEvent,
+    ProgressEvent,
+    TaskEvent,
+)
+from comfyone_sdk import TaskState as ComfyTaskState
+from comfyone_sdk import TaskStatus as ComfyTaskStatus
+from scheduler import broadcast
+from scheduler.broadcast import ALL_TASKS_GROUP, task_group, user_tasks_group
+from scheduler.comfyone import comfyone_client
+from scheduler.conf import scheduler_settings
+from scheduler.exceptions import (
+    ComfyOneNotConfigured,
+    HostTaken,
+    NameTaken,
+    NoBackendAvailable,
+    TaskAlreadyFinished,
+    UpstreamError,
+)
+from scheduler.models import (
+    OPEN_STATUSES,
+    TERMINAL_STATUSES,
+    AppPolicy,
+    Backend,
+    BackendStatus,
+    Task,
+    TaskStatus,
+)
 from scheduler.selectors import policy_resolve
+from scheduler.serializers import task_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -138,3 +178,223 @@ def backend_select(*, app_id: str) -> SelectionResult:
     return SelectionResult(
         app_id=app_id, policy=policy.name, limit=limit, backends=selection.backends
     )
+
+
+# --- tasks ----------------------------------------------------------------------------------
+
+
+def task_publish(*, task: Task) -> None:
+    """Tell every socket watching this task its full current state."""
+    groups = [ALL_TASKS_GROUP, task_group(task.pk)]
+    if task.submitted_by_id is not None:
+        groups.append(user_tasks_group(task.submitted_by_id))
+    broadcast.group_send(groups, {"type": "task.update", "task": task_to_dict(task)})
+
+
+def _publish_on_commit(task: Task) -> None:
+    transaction.on_commit(lambda: task_publish(task=task))
+
+
+def task_submit(
+    *,
+    app_id: str,
+    workflow_id: str,
+    inputs: list[dict[str, Any]],
+    free_cache: bool | None = None,
+    free_gpu: bool | None = None,
+    user: Any = None,
+    client: ComfyOne | None = None,
+) -> Task:
+    """Select a backend by the app's policy and submit the task to ComfyOne pinned to it.
+
+    A backend that ComfyOne refuses as unknown or down is skipped for the selection's next
+    one; any other refusal is a 502 carrying ComfyOne's code and message.
+    """
+    selection = backend_select(app_id=app_id)
+    try:
+        client = client or comfyone_client()
+    except ImproperlyConfigured as exc:
+        raise ComfyOneNotConfigured() from exc
+    refused: list[str] = []
+    last: APIResponseError | None = None
+    for backend in selection.backends:
+        try:
+            task_id = client.prompts.submit(
+                workflow_id, inputs, free_cache=free_cache, free_gpu=free_gpu, backend=backend.host
+            )
+        except APIResponseError as exc:
+            if exc.code not in scheduler_settings.BACKEND_REFUSED_CODES:
+                raise UpstreamError(
+                    f"ComfyOne refused the task: {exc.msg}",
+                    upstream_code=exc.code,
+                    upstream_msg=exc.msg,
+                ) from exc
+            logger.warning("ComfyOne refused backend %s (%s): %s", backend.name, exc.code, exc.msg)
+            refused.append(backend.name)
+            last = exc
+            continue
+        except InputValidationError as exc:
+            raise ValidationError({"inputs": [str(exc)]}) from exc
+        except APIStatusError as exc:
+            raise UpstreamError(
+                f"ComfyOne answered HTTP {exc.status_code}.", upstream_msg=str(exc)
+            ) from exc
+        except APIConnectionError as exc:
+            raise UpstreamError(f"ComfyOne could not be reached: {exc}") from exc
+        with transaction.atomic():
+            task = Task.objects.create(
+                task_id=task_id,
+                app_id=app_id,
+                backend=backend,
+                backend_host=backend.host,
+                workflow_id=workflow_id,
+                inputs=inputs,
+                free_cache=free_cache,
+                free_gpu=free_gpu,
+                submitted_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+            _publish_on_commit(task)
+        logger.info("task %s submitted to %s for app %s", task_id, backend.name, app_id)
+        return task
+    assert last is not None
+    raise UpstreamError(
+        f"ComfyOne refused every selected backend ({', '.join(refused)}): {last.msg}",
+        upstream_code=last.code,
+        upstream_msg=last.msg,
+    )
+
+
+def _save_task(task: Task, fields: set[str], before: str) -> Task:
+    if fields:
+        task.save(update_fields=[*sorted(fields), "updated"])
+        if task.status != before:
+            logger.info("task %s: %s -> %s", task.task_id, before, task.status)
+        _publish_on_commit(task)
+    return task
+
+
+def task_apply_event(*, event: TaskEvent) -> Task | None:
+    """Apply one real-time event; None for a task that is not ours or has already ended.
+
+    Events only move a task forward: a late `pending` never undoes `running`, and progress
+    never goes down, whatever order frames arrive in.
+    """
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(task_id=event.task_id).first()
+        if task is None or task.is_terminal:
+            return None
+        before, fields = task.status, set()
+        now = timezone.now()
+        if isinstance(event, PendingEvent):
+            if task.status == TaskStatus.PENDING and task.queue_position != event.position:
+                task.queue_position = event.position
+                fields.add("queue_position")
+        elif isinstance(event, ProgressEvent):
+            if task.status != TaskStatus.RUNNING:
+                task.status, task.queue_position = TaskStatus.RUNNING, None
+                task.started = task.started or now
+                fields |= {"status", "queue_position", "started"}
+            percent = max(0, min(100, int(event.percent)))
+            if percent > task.progress:
+                task.progress = percent
+                fields.add("progress")
+        elif isinstance(event, ErrorEvent):
+            task.status, task.error_message, task.finished = TaskStatus.FAILED, event.message, now
+            task.queue_position = None
+            fields |= {"status", "error_message", "finished", "queue_position"}
+        elif isinstance(event, FinishedEvent) and not event.success:
+            task.status, task.finished, task.queue_position = TaskStatus.FAILED, now, None
+            fields |= {"status", "finished", "queue_position"}
+        return _save_task(task, fields, before)
+
+
+_STATES = {
+    ComfyTaskState.PENDING: TaskStatus.PENDING,
+    ComfyTaskState.RUNNING: TaskStatus.RUNNING,
+    ComfyTaskState.FINISHED: TaskStatus.FINISHED,
+    ComfyTaskState.FAILED: TaskStatus.FAILED,
+    ComfyTaskState.CANCELLED: TaskStatus.CANCELLED,
+}
+
+
+def task_apply_status(*, task_id: str, status: ComfyTaskStatus) -> Task | None:
+    """Apply the status endpoint's answer (results, cost, failure details)."""
+    new = _STATES.get(status.status)
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(task_id=task_id).first()
+        if task is None or new is None:
+            return task
+        before, fields = task.status, set()
+        now = timezone.now()
+        if task.is_terminal and not (task.status == new == TaskStatus.FAILED):
+            return task
+        if new == TaskStatus.RUNNING and task.status == TaskStatus.PENDING:
+            task.status, task.started, task.queue_position = new, task.started or now, None
+            fields |= {"status", "started", "queue_position"}
+        elif new in TERMINAL_STATUSES:
+            task.status, task.queue_position = new, None
+            task.finished = task.finished or now
+            fields |= {"status", "queue_position", "finished"}
+            if new == TaskStatus.FINISHED:
+                task.progress, task.images = 100, list(status.images)
+                task.cost_time = None if status.cost_time is None else round(status.cost_time)
+                fields |= {"progress", "images", "cost_time"}
+            if new == TaskStatus.FAILED:
+                task.error_node = str(status.error_node or task.error_node or "")
+                task.error_message = status.message or task.error_message
+                fields |= {"error_node", "error_message"}
+        return _save_task(task, fields, before)
+
+
+def task_mark_lost(*, task_id: str, reason: str) -> Task | None:
+    """ComfyOne no longer knows the task (it keeps tasks 3 days): end it as failed."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(task_id=task_id).first()
+        if task is None or task.is_terminal:
+            return task
+        before = task.status
+        task.status, task.error_message, task.finished = TaskStatus.FAILED, reason, timezone.now()
+        task.queue_position = None
+        return _save_task(task, {"status", "error_message", "finished", "queue_position"}, before)
+
+
+def task_cancel(*, task: Task, client: ComfyOne | None = None) -> Task:
+    if task.is_terminal:
+        raise TaskAlreadyFinished(f"Task {task.task_id} has already ended ({task.status}).")
+    try:
+        client = client or comfyone_client()
+        client.prompts.cancel(task.task_id)
+    except ImproperlyConfigured as exc:
+        raise ComfyOneNotConfigured() from exc
+    except APIResponseError as exc:
+        raise UpstreamError(
+            f"ComfyOne refused to cancel: {exc.msg}", upstream_code=exc.code, upstream_msg=exc.msg
+        ) from exc
+    except ComfyOneError as exc:
+        raise UpstreamError(f"ComfyOne could not cancel the task: {exc}") from exc
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if task.is_terminal:
+            return task
+        before = task.status
+        task.status, task.finished, task.queue_position = TaskStatus.CANCELLED, timezone.now(), None
+        return _save_task(task, {"status", "finished", "queue_position"}, before)
+
+
+def task_reconcile(*, client: ComfyOne, task_ids: list[str] | None = None) -> int:
+    """Poll the status of open tasks and apply it, so no terminal state is ever missed.
+
+    Returns how many tasks were polled. Errors for one task are logged and skipped.
+    """
+    if task_ids is None:
+        task_ids = list(
+            Task.objects.filter(status__in=OPEN_STATUSES).values_list("task_id", flat=True)
+        )
+    for task_id in task_ids:
+        try:
+            task_apply_status(task_id=task_id, status=client.prompts.status(task_id))
+        except NotFoundError:
+            task_mark_lost(task_id=task_id, reason="ComfyOne no longer knows this task.")
+        except ComfyOneError as exc:
+            logger.warning("reconcile: status of %s failed: %s", task_id, exc)
+    return len(task_ids)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from scheduler import views
+from scheduler import health, pages, views
 
 app_name = "scheduler"
 
@@ -27,4 +27,11 @@ urlpatterns = [
     ),
     path("v1/<str:app_id>/select", views.SelectView.as_view(), name="select"),
     path("v1/<str:app_id>/policy", views.AppPolicyView.as_view(), name="policy"),
+    path("v1/<str:app_id>/tasks", views.AppTasksView.as_view(), name="tasks-submit"),
+    path("v1/tasks", views.TaskListView.as_view(), name="tasks"),
+    path("v1/tasks/<str:task_id>", views.TaskDetailView.as_view(), name="task-detail"),
+    path("v1/tasks/<str:task_id>/cancel", views.TaskCancelView.as_view(), name="task-cancel"),
+    path("dashboard/", pages.dashboard, name="dashboard"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
 ]

@@ -31,6 +31,11 @@ from scheduler.serializers import (
     PolicyInputSerializer,
     PolicySerializer,
     SelectionSerializer,
+    TaskFilterSerializer,
+    TaskPageSerializer,
+    TaskSerializer,
+    TaskSubmitSerializer,
+    UpstreamErrorSerializer,
 )
 
 # --- OpenAPI: the parameters and error responses shared by many operations -------------------
@@ -68,11 +73,16 @@ FORBIDDEN = OpenApiResponse(ErrorSerializer, description="The user may not do th
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such backend in this app.")
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The name or host is already taken.")
 UNAVAILABLE = OpenApiResponse(ErrorSerializer, description="The app has no active backend.")
+TASK_NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such task, or not yours.")
+UPSTREAM = OpenApiResponse(
+    UpstreamErrorSerializer, description="ComfyOne refused the request or could not be reached."
+)
 READ_ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
 WRITE_ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
 
 BACKENDS_TAG = ["backends"]
 SELECTION_TAG = ["selection"]
+TASKS_TAG = ["tasks"]
 
 
 def _validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
@@ -326,3 +336,97 @@ class AllBackendsView(SchedulerAPIView):
             app_id=filters.get("app_id"), status=filters.get("status")
         )
         return Response(BackendSerializer(backends, many=True).data)
+
+
+class AppTasksView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="tasks_create",
+        summary="Submit a task to ComfyOne on a backend chosen by the app's policy",
+        description=(
+            "Selects backends by the app's policy and submits to ComfyOne with `backend` set to "
+            "the first one's host; a backend ComfyOne refuses as unknown or down is skipped for "
+            "the selection's next one. Follow the task at `/ws/tasks/{task_id}/`."
+        ),
+        tags=TASKS_TAG,
+        parameters=[APP_ID_PARAM],
+        request=TaskSubmitSerializer,
+        responses={201: TaskSerializer, **WRITE_ERRORS, 502: UPSTREAM, 503: UNAVAILABLE},
+    )
+    def post(self, request: Request, app_id: str) -> Response:
+        app_id = _app_id(app_id)
+        data = _validated(TaskSubmitSerializer, request.data)
+        inputs = [{"id": item["id"], "params": dict(item["params"])} for item in data["inputs"]]
+        task = services.task_submit(
+            app_id=app_id,
+            workflow_id=data["workflow_id"],
+            inputs=inputs,
+            free_cache=data["free_cache"],
+            free_gpu=data["free_gpu"],
+            user=request.user,
+        )
+        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+
+
+class TaskListView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="tasks_list",
+        summary="List tasks, newest first",
+        description="Staff see every task; other users the tasks they submitted.",
+        tags=TASKS_TAG,
+        parameters=[TaskFilterSerializer],
+        responses={200: TaskPageSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _validated(
+            TaskFilterSerializer, _pick(request.query_params, "app_id", "status", "limit", "offset")
+        )
+        tasks = selectors.task_list(
+            user=request.user, app_id=filters.get("app_id"), status=filters.get("status")
+        )
+        limit, offset = filters["limit"], filters["offset"]
+        return Response(
+            {
+                "count": tasks.count(),
+                "limit": limit,
+                "offset": offset,
+                "results": TaskSerializer(tasks[offset : offset + limit], many=True).data,
+            }
+        )
+
+
+TASK_ID_PARAM = OpenApiParameter(
+    "task_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="ComfyOne's task id."
+)
+
+
+class TaskDetailView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="tasks_retrieve",
+        summary="Get one task",
+        tags=TASKS_TAG,
+        parameters=[TASK_ID_PARAM],
+        responses={200: TaskSerializer, **READ_ERRORS, 404: TASK_NOT_FOUND},
+    )
+    def get(self, request: Request, task_id: str) -> Response:
+        return Response(TaskSerializer(selectors.task_get(user=request.user, task_id=task_id)).data)
+
+
+class TaskCancelView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="tasks_cancel",
+        summary="Cancel a queued or running task",
+        tags=TASKS_TAG,
+        parameters=[TASK_ID_PARAM],
+        request=None,
+        responses={
+            200: TaskSerializer,
+            **WRITE_ERRORS,
+            404: TASK_NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, description="The task has already ended."),
+            502: UPSTREAM,
+            503: OpenApiResponse(ErrorSerializer, description="ComfyOne is not configured."),
+        },
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        task = selectors.task_get(user=request.user, task_id=task_id)
+        return Response(TaskSerializer(services.task_cancel(task=task)).data)

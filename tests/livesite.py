@@ -30,14 +30,21 @@ def free_port() -> int:
 
 class LiveSite:
     def __init__(
-        self, tmp_path: Path, *, postgres_url: str | None = None, redis_url: str | None = None
+        self,
+        tmp_path: Path,
+        *,
+        postgres_url: str | None = None,
+        redis_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         self.postgres_url = postgres_url
         self.redis_url = redis_url
+        self.extra_env = extra_env or {}
         self.db_name: str | None = None
         self.processes: list[subprocess.Popen] = []
         self.urls: list[str] = []
+        self.logs: list[Path] = []
         self.token = ""
 
     # --- database ---------------------------------------------------------------------------
@@ -62,7 +69,10 @@ class LiveSite:
             "DATABASE_URL": self._database_url(),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "LOG_LEVEL": "WARNING",
+            "REQUEST_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
+            "COMFYONE_RELAY": "off",
+            **self.extra_env,
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         if self.redis_url:
@@ -91,13 +101,12 @@ class LiveSite:
             self._admin_sql(f'CREATE DATABASE "{self.db_name}"')
         self.manage("migrate", "--noinput", "-v", "0")
         out = self.manage("scheduler_admin", "--username", "live-admin")
-        self.token = next(
-            line.split()[1] for line in out.splitlines() if line.startswith("Token:")
-        )
+        self.token = next(line.split()[1] for line in out.splitlines() if line.startswith("Token:"))
 
     # --- servers ----------------------------------------------------------------------------
     def start(self, count: int = 1, *, command: list[str] | None = None) -> list[str]:
-        """Start `count` daphne processes (or `command`, with {port} filled in)."""
+        """Start `count` server processes as `scripts/serve` runs them (uvicorn, one worker
+        each), or `command` with {port} filled in."""
         started = []
         for _ in range(count):
             port = free_port()
@@ -106,8 +115,17 @@ class LiveSite:
                 for a in (
                     command
                     or [
-                        sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}",
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
                         "comfyone_project.asgi:application",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        "{port}",
+                        "--lifespan",
+                        "on",
+                        "--no-access-log",
                     ]
                 )
             ]
@@ -116,6 +134,7 @@ class LiveSite:
                 argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
             )
             self.processes.append(process)
+            self.logs.append(self.tmp_path / f"server-{port}.log")
             url = f"http://127.0.0.1:{port}"
             self.urls.append(url)
             started.append(url)
@@ -132,7 +151,8 @@ class LiveSite:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"server at {url} did not become ready; see {self.tmp_path}")
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in self.logs)
+        raise RuntimeError(f"server at {url} did not become ready:\n{logs}")
 
     @property
     def headers(self) -> dict[str, str]:

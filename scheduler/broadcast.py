@@ -1,0 +1,72 @@
+"""Thread-safe `group_send` for services, and the channel-layer group names of tasks.
+
+Services run in worker threads (HTTP requests, the relay), while WebSocket consumers run on
+the server's event loop. The Redis layer does not care; the in-memory layer keeps
+`asyncio.Queue`s that only the loop's own thread may touch, so for it every send is handed to
+the loop that the consumers run on (registered when a socket connects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+ALL_TASKS_GROUP = "tasks"
+SEND_TIMEOUT = 5.0
+
+_consumer_loop: asyncio.AbstractEventLoop | None = None
+
+
+def user_tasks_group(user_id: Any) -> str:
+    return f"tasks.user.{user_id}"
+
+
+def task_group(task_pk: uuid.UUID | str) -> str:
+    return f"task.{uuid.UUID(str(task_pk)).hex}"
+
+
+def register_consumer_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by consumers on connect: the loop that in-memory sends must run on."""
+    global _consumer_loop
+    _consumer_loop = loop
+
+
+async def _send_all(layer: Any, groups: Iterable[str], message: dict[str, Any]) -> None:
+    for group in groups:
+        await layer.group_send(group, message)
+
+
+def group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
+    """Send `message` to every group from synchronous code in any thread; never raises."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    groups = list(groups)
+    try:
+        if isinstance(layer, InMemoryChannelLayer):
+            loop = _consumer_loop
+            if loop is None or loop.is_closed():
+                return  # no socket ever connected to this process: nobody to tell
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                loop.create_task(_send_all(layer, groups, message))
+            else:
+                future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), loop)
+                future.result(timeout=SEND_TIMEOUT)
+        else:
+            async_to_sync(_send_all)(layer, groups, message)
+    except Exception:
+        # A broadcast is best effort: the database row is the truth, and sockets get a full
+        # snapshot when they reconnect. Never fail the write that triggered it.
+        logger.exception("group_send to %s failed", groups)
