@@ -81,7 +81,7 @@ ROOT_URLCONF = "comfyone_project.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "comfyone_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -183,6 +183,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH bodies are whole (a weight PATCH without `weight` is an error), not partial.
+    "COMPONENT_SPLIT_PATCH": False,
+    # Backends and tasks both have a `status` field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "BackendStatusEnum": "scheduler.models.BackendStatus",
+        "TaskStatusEnum": "scheduler.models.TaskStatus",
+    },
 }
 
 SCHEDULER: dict = {}

@@ -212,6 +212,11 @@ class Files(_Resource):
         )
         return UploadedFile.model_validate(data)
 
+    def read(self, url: str, *, timeout: Timeout | None = None) -> bytes:
+        """The bytes of a result URL (sent with the API key, as the service requires)."""
+        content: bytes = self._base.request("GET", url, timeout=timeout, raw=True)
+        return content
+
     def download(
         self, url: str, dest: str | os.PathLike[str], *, timeout: Timeout | None = None
     ) -> Path:
@@ -220,7 +225,7 @@ class Files(_Resource):
         if target.is_dir() or str(dest).endswith(("/", os.sep)):
             name = unquote(Path(urlsplit(url).path).name) or "result"
             target = target / name
-        content = self._base.request("GET", url, timeout=timeout, raw=True)
+        content = self.read(url, timeout=timeout)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         partial.write_bytes(content)

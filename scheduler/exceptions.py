@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -42,11 +42,37 @@ class NoBackendAvailable(APIException):
     default_code = "no_backend_available"
 
 
+def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested field errors as one level: `{"inputs": {"0": {"id": [...]}}}` becomes
+    `{"inputs[0].id": [...]}`, so every 400 has the documented `{field: [message]}` shape."""
+    if isinstance(errors, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            if str(key).isdigit():
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten(value, name))
+        return flat
+    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
+        flat = {}
+        for index, item in enumerate(errors):
+            if item:  # DRF puts {} for the list items that were valid
+                flat.update(_flatten(item, f"{prefix}[{index}]"))
+        return flat
+    messages = errors if isinstance(errors, list) else [errors]
+    return {prefix or "non_field_errors": [str(message) for message in messages]}
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus a machine-readable `code` beside every `detail`."""
+    """DRF's handler, plus a machine-readable `code` beside every `detail`, and field errors
+    flattened to one level."""
     response = exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, ValidationError):
+        response.data = _flatten(response.data)
+        return response
     if isinstance(exc, APIException) and isinstance(response.data, dict):
         detail = response.data.get("detail")
         if detail is not None and set(response.data) == {"detail"}:

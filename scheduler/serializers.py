@@ -127,6 +127,12 @@ class BackendStatusSerializer(serializers.Serializer):
     )
 
 
+class BackendStatusBodySerializer(serializers.Serializer):
+    """The status route's body for the docs: optional, since `?status=` may carry it."""
+
+    status = serializers.ChoiceField(choices=BackendStatus.choices, required=False)
+
+
 class BackendWeightSerializer(serializers.Serializer):
     weight = StrictIntegerField(
         min_value=WEIGHT_MIN,
@@ -142,6 +148,12 @@ class BackendMoveSerializer(serializers.Serializer):
         error_messages=_text_messages("new_app_id", APP_ID_MAX_LENGTH),
         trim_whitespace=False,
     )
+
+
+class BackendMoveBodySerializer(serializers.Serializer):
+    """The move route's body for the docs: optional, since `?new_app_id=` may carry it."""
+
+    new_app_id = serializers.CharField(required=False, max_length=APP_ID_MAX_LENGTH)
 
 
 class BackendFilterSerializer(serializers.Serializer):

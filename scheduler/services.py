@@ -42,6 +42,7 @@ from scheduler.exceptions import (
     NameTaken,
     NoBackendAvailable,
     TaskAlreadyFinished,
+    TaskNotFound,
     UpstreamError,
 )
 from scheduler.models import (
@@ -398,3 +399,16 @@ def task_reconcile(*, client: ComfyOne, task_ids: list[str] | None = None) -> in
         except ComfyOneError as exc:
             logger.warning("reconcile: status of %s failed: %s", task_id, exc)
     return len(task_ids)
+
+
+def task_image_read(*, task: Task, index: int, client: ComfyOne | None = None) -> bytes:
+    """A result image's bytes, fetched with this site's ComfyOne key (never the browser's)."""
+    if not 0 <= index < len(task.images):
+        raise TaskNotFound(f"Task {task.task_id} has no image {index}.")
+    try:
+        client = client or comfyone_client()
+        return client.files.read(task.images[index])
+    except ImproperlyConfigured as exc:
+        raise ComfyOneNotConfigured() from exc
+    except ComfyOneError as exc:
+        raise UpstreamError(f"ComfyOne could not serve the image: {exc}") from exc

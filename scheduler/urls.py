@@ -31,6 +31,11 @@ urlpatterns = [
     path("v1/tasks", views.TaskListView.as_view(), name="tasks"),
     path("v1/tasks/<str:task_id>", views.TaskDetailView.as_view(), name="task-detail"),
     path("v1/tasks/<str:task_id>/cancel", views.TaskCancelView.as_view(), name="task-cancel"),
+    path(
+        "v1/tasks/<str:task_id>/images/<int:index>",
+        views.TaskImageView.as_view(),
+        name="task-image",
+    ),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -22,8 +26,10 @@ from scheduler.serializers import (
     AppIdSerializer,
     BackendCreateSerializer,
     BackendFilterSerializer,
+    BackendMoveBodySerializer,
     BackendMoveSerializer,
     BackendSerializer,
+    BackendStatusBodySerializer,
     BackendStatusSerializer,
     BackendWeightSerializer,
     ErrorSerializer,
@@ -102,16 +108,31 @@ def _pick(source: Any, *keys: str) -> dict[str, Any]:
     return {key: source[key] for key in keys if key in source}
 
 
-def _query_or_body(request: Request, key: str) -> dict[str, Any]:
-    """`key` from the query string (the original API) or else from the JSON body."""
-    if key in request.query_params:
-        return _pick(request.query_params, key)
-    return _pick(request.data, key)
+def _query_or_body(request: Request, key: str, serializer_class: type[Serializer]) -> Any:
+    """`key` from the query string (the original API) or the JSON body, validated.
+
+    When both carry it, both must be valid and agree: a request that says two things is
+    refused rather than half-obeyed.
+    """
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+    sources = [
+        _pick(request.query_params, key),
+        _pick(request.data, key),
+    ]
+    given = [source for source in sources if source]
+    if not given:
+        return _validated(serializer_class, {})[key]
+    values = [_validated(serializer_class, source)[key] for source in given]
+    if len(set(values)) > 1:
+        raise ValidationError({key: [f"The query string and the body give different {key}."]})
+    return values[0]
 
 
 class SchedulerAPIView(APIView):
-    """Base of every scheduler view: its own auth, permissions, JSON and error format, so the
-    app behaves the same in any site whatever that site's REST_FRAMEWORK defaults."""
+    # Base of every scheduler view: its own auth, permissions, JSON and error format, so the
+    # app behaves the same in any site whatever that site's REST_FRAMEWORK defaults.
+    # (A comment, not a docstring: drf-spectacular would show it on every operation.)
 
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
@@ -181,13 +202,13 @@ class BackendDetailView(SchedulerAPIView):
             BACKEND_ID_PARAM,
             OpenApiParameter("status", OpenApiTypes.STR, enum=BackendStatus.values),
         ],
-        request=BackendStatusSerializer,
+        request=BackendStatusBodySerializer,
         responses={200: BackendSerializer, **WRITE_ERRORS, 404: NOT_FOUND},
     )
     def patch(self, request: Request, app_id: str, backend_id: str) -> Response:
         backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
-        data = _validated(BackendStatusSerializer, _query_or_body(request, "status"))
-        backend = services.backend_set_status(backend=backend, status=data["status"])
+        new_status = _query_or_body(request, "status", BackendStatusSerializer)
+        backend = services.backend_set_status(backend=backend, status=new_status)
         return Response(BackendSerializer(backend).data)
 
     @extend_schema(
@@ -223,13 +244,13 @@ class BackendMoveView(SchedulerAPIView):
                 description="The app to move the backend to.",
             ),
         ],
-        request=BackendMoveSerializer,
+        request=BackendMoveBodySerializer,
         responses={200: BackendSerializer, **WRITE_ERRORS, 404: NOT_FOUND, 409: CONFLICT},
     )
     def patch(self, request: Request, app_id: str, backend_id: str) -> Response:
         backend = selectors.backend_get(app_id=_app_id(app_id), backend_id=backend_id)
-        data = _validated(BackendMoveSerializer, _query_or_body(request, "new_app_id"))
-        backend = services.backend_move(backend=backend, new_app_id=data["new_app_id"])
+        new_app_id = _query_or_body(request, "new_app_id", BackendMoveSerializer)
+        backend = services.backend_move(backend=backend, new_app_id=new_app_id)
         return Response(BackendSerializer(backend).data)
 
 
@@ -430,3 +451,35 @@ class TaskCancelView(SchedulerAPIView):
     def post(self, request: Request, task_id: str) -> Response:
         task = selectors.task_get(user=request.user, task_id=task_id)
         return Response(TaskSerializer(services.task_cancel(task=task)).data)
+
+
+class TaskImageView(SchedulerAPIView):
+    @extend_schema(
+        operation_id="tasks_image",
+        summary="A finished task's result image, fetched from ComfyOne",
+        description=(
+            "Result URLs need the site's ComfyOne key, which never reaches browsers; this route "
+            "fetches image `index` (0-based, in the order of `images`) on their behalf."
+        ),
+        tags=TASKS_TAG,
+        parameters=[
+            TASK_ID_PARAM,
+            OpenApiParameter("index", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image."),
+            **READ_ERRORS,
+            404: TASK_NOT_FOUND,
+            502: UPSTREAM,
+            503: OpenApiResponse(ErrorSerializer, description="ComfyOne is not configured."),
+        },
+    )
+    def get(self, request: Request, task_id: str, index: int) -> HttpResponse:
+        task = selectors.task_get(user=request.user, task_id=task_id)
+        content = services.task_image_read(task=task, index=index)
+        path = urlsplit(task.images[index]).path
+        content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        response = HttpResponse(content, content_type=content_type)
+        # Results never change; the browser may keep them, shared caches may not.
+        response["Cache-Control"] = "private, max-age=86400"
+        return response
