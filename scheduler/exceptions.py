@@ -50,6 +50,8 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
         for key, value in errors.items():
             if str(key).isdigit():
                 name = f"{prefix}[{key}]"
+            elif key == "non_field_errors" and prefix:
+                name = prefix  # the error is about the nested value as a whole
             else:
                 name = f"{prefix}.{key}" if prefix else str(key)
             flat.update(_flatten(value, name))

@@ -57,3 +57,14 @@ def postgres_url() -> str:
 def redis_url() -> str:
     need_service("Redis", REDIS_URL)
     return REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def _close_async_db_connections(request):
+    """Async tests reach the database from asgiref's executor thread, whose connection would
+    keep PostgreSQL from dropping the test database at the end."""
+    yield
+    if "django_db_setup" in request.fixturenames:
+        from django.db import connections
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)

@@ -63,3 +63,39 @@ def make_backend(db: Any) -> Callable[..., Backend]:
         )
 
     return make
+
+
+WORKFLOW = {
+    "name": "txt2img-basic",
+    "inputs": [{"id": "5", "type": "number", "name": "width"}],
+    "outputs": ["9"],
+    "workflow": {
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["5", 0]}},
+    },
+}
+
+
+@pytest.fixture
+def fake_comfyone():
+    """A real loopback ComfyOne server with two instances and one workflow registered."""
+    from comfyone_sdk import ComfyOne
+    from tests.support.comfyone_server import FakeComfyOne
+
+    with FakeComfyOne(api_key="test-key", step_delay=0.01) as server:
+        with ComfyOne("test-key", base_url=server.base_url) as client:
+            client.backends.register("inst-1")
+            client.backends.register("inst-2")
+            server.workflow_id = client.workflows.create(**WORKFLOW).id
+        yield server
+
+
+@pytest.fixture
+def comfyone_settings(settings, fake_comfyone):
+    """Point the app at the loopback ComfyOne server."""
+    settings.SCHEDULER = {
+        "COMFYONE_API_KEY": "test-key",
+        "COMFYONE_BASE_URL": fake_comfyone.base_url,
+        "COMFYONE_TIMEOUT": 5.0,
+    }
+    return settings
