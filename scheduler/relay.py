@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -29,6 +31,7 @@ from scheduler.models import Lease
 logger = logging.getLogger(__name__)
 
 LEASE_NAME = "comfyone-relay"
+_RECONCILE = object()  # queued after each (re)connect and periodically: poll open tasks
 
 
 def lease_acquire(*, name: str, holder: str, seconds: float) -> bool:
@@ -77,9 +80,8 @@ class Relay:
         self.active = threading.Event()  # set while this relay holds the lease and listens
         self.events_applied = 0
 
-    # --- event handling (runs on the realtime client's socket thread) -----------------------
+    # --- event handling ----------------------------------------------------------------------
     def handle(self, event: TaskEvent) -> None:
-        close_old_connections()  # a long-lived thread: drop connections past their age
         task = services.task_apply_event(event=event)
         self.events_applied += 1
         # Results, cost and the failing node come from the status endpoint, not the frame.
@@ -87,7 +89,6 @@ class Relay:
             self.reconcile([event.task_id])
 
     def reconcile(self, task_ids: list[str] | None = None) -> None:
-        close_old_connections()
         try:
             count = services.task_reconcile(client=self.client, task_ids=task_ids)
         except Exception:
@@ -111,31 +112,54 @@ class Relay:
             finally:
                 self.active.clear()
         lease_release(name=LEASE_NAME, holder=self.holder)
-        close_old_connections()
+        connections.close_all()
         logger.info("relay: stopped")
 
     def _follow(self, stop: threading.Event) -> None:
         logger.info("relay %s: lease taken; connecting to %s", self.holder, self.client.ws_url)
+        # The socket thread only queues; this thread does every database write, in order, on
+        # its own connection (closed when the relay stops).
+        inbox: queue.Queue[TaskEvent | object] = queue.Queue()
         realtime = self.client.realtime(**self.realtime_options)
-        realtime.add_listener(self.handle)
-        realtime.on_connect(lambda: self.reconcile())
+        realtime.add_listener(inbox.put)
+        realtime.on_connect(lambda: inbox.put(_RECONCILE))
         realtime.on_disconnect(lambda: logger.warning("relay: ComfyOne socket closed"))
         realtime.start()
         self.active.set()
-        last_reconcile = timezone.now()
+        renew_at = reconcile_at = time.monotonic()
         try:
-            while not stop.wait(self._renew_every()):
-                close_old_connections()
-                if not lease_acquire(
-                    name=LEASE_NAME, holder=self.holder, seconds=self.lease_seconds
-                ):
-                    logger.warning("relay: lost the lease; stepping down")
-                    return
-                if (timezone.now() - last_reconcile).total_seconds() >= self.reconcile_seconds:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= renew_at:
+                    close_old_connections()
+                    if not lease_acquire(
+                        name=LEASE_NAME, holder=self.holder, seconds=self.lease_seconds
+                    ):
+                        logger.warning("relay: lost the lease; stepping down")
+                        return
+                    renew_at = now + self._renew_every()
+                if now >= reconcile_at + self.reconcile_seconds:
+                    inbox.put(_RECONCILE)
+                    reconcile_at = now
+                try:
+                    item = inbox.get(timeout=max(0.01, renew_at - time.monotonic()))
+                except queue.Empty:
+                    continue
+                if item is _RECONCILE:
                     self.reconcile()
-                    last_reconcile = timezone.now()
+                    reconcile_at = time.monotonic()
+                else:
+                    self._apply(item)  # type: ignore[arg-type]
         finally:
             realtime.close()
+
+    def _apply(self, event: TaskEvent) -> None:
+        try:
+            self.handle(event)
+        except Exception:
+            # One bad event (or a database hiccup) must not stop the stream; the next
+            # reconcile repairs whatever it missed.
+            logger.exception("relay: applying %r failed", event)
 
 
 class EmbeddedRelay:
