@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from scheduler import services
-from scheduler.models import AppPolicy, Backend, BackendStatus
+from scheduler.models import AppPolicy, Backend, BackendStatus, Task
 from scheduler.policies import registry
 
 BACKEND_FIELDS = ("app_id", "name", "host", "weight", "status")
@@ -82,3 +82,19 @@ class AppPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: AppPolicy, form: Any, change: bool) -> None:
         services.policy_set(app_id=obj.app_id, policy=obj.policy, limit=obj.limit)
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    """Tasks are written by the submit route and the relay; the admin only shows them."""
+
+    list_display = ("task_id", "app_id", "status", "progress", "backend_host", "created")
+    list_filter = ("status", "app_id")
+    search_fields = ("task_id", "workflow_id", "backend_host")
+    date_hierarchy = "created"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
+        return False

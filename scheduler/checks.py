@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Error, register
 from django.utils.module_loading import import_string
 
-from scheduler.conf import DEFAULTS, IMPORT_STRINGS
+from scheduler.conf import DEFAULTS, IMPORT_STRINGS, RELAY_MODES
 
 
 @register()
@@ -38,6 +38,30 @@ def check_scheduler_settings(app_configs: Any = None, **kwargs: Any) -> list[Err
                 errors.append(
                     Error(f"SCHEDULER[{key!r}]: cannot import {path!r}: {exc}", id="scheduler.E004")
                 )
+    relay = user.get("RELAY")
+    if relay is not None and relay not in RELAY_MODES:
+        errors.append(
+            Error(
+                f"SCHEDULER['RELAY'] must be one of {', '.join(RELAY_MODES)}, not {relay!r}.",
+                id="scheduler.E007",
+            )
+        )
+    codes = user.get("BACKEND_REFUSED_CODES", [])
+    if not isinstance(codes, list | tuple) or not all(isinstance(c, int) for c in codes):
+        errors.append(
+            Error(
+                "SCHEDULER['BACKEND_REFUSED_CODES'] must be a list of integers.",
+                id="scheduler.E008",
+            )
+        )
+    for key in ("COMFYONE_TIMEOUT", "RELAY_LEASE_SECONDS", "RELAY_RECONCILE_SECONDS"):
+        value = user.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            errors.append(
+                Error(
+                    f"SCHEDULER[{key!r}] must be a positive number of seconds.", id="scheduler.E009"
+                )
+            )
     if not errors:
         from scheduler.policies import Policy, registry
 

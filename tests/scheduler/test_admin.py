@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from scheduler.models import AppPolicy, Backend
+from scheduler.models import AppPolicy, Backend, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +160,28 @@ def test_policy_admin_offers_registered_policies_and_saves(admin_client):
     )
     assert response.status_code == 200
     assert not AppPolicy.objects.filter(app_id="x").exists()
+
+
+def test_task_admin_lists_but_does_not_edit(admin_client):
+    Task.objects.create(task_id="t-1", app_id="txt2img", backend_host="h", workflow_id="wf")
+    page = admin_client.get("/admin/scheduler/task/").content.decode()
+    assert "t-1" in page
+    assert admin_client.get("/admin/scheduler/task/add/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("value", "error_id"),
+    [
+        ({"RELAY": "sometimes"}, "scheduler.E007"),
+        ({"BACKEND_REFUSED_CODES": "2007"}, "scheduler.E008"),
+        ({"COMFYONE_TIMEOUT": 0}, "scheduler.E009"),
+        ({"NOPE": 1}, "scheduler.E002"),
+        ({"POLICIES": ["no.such.Policy"]}, "scheduler.E004"),
+        ({"DEFAULT_POLICY": "fastest"}, "scheduler.E006"),
+    ],
+)
+def test_system_checks_report_bad_settings(settings, value, error_id):
+    from scheduler.checks import check_scheduler_settings
+
+    settings.SCHEDULER = value
+    assert error_id in [error.id for error in check_scheduler_settings()]
