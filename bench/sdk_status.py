@@ -52,7 +52,14 @@ def main() -> int:
 
     # The server runs in its own process so that it does not share the client's GIL.
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.comfyone_server", "--api-key", KEY],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.comfyone_server",
+            "--api-key",
+            KEY,
+            "--until-stdin-closes",
+        ],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

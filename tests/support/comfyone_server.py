@@ -709,18 +709,26 @@ class FakeComfyOne:
 
 
 def main() -> None:
-    """Serve until stdin closes: ``python -m tests.support.comfyone_server [--port N]``."""
+    """``python -m tests.support.comfyone_server [--port N]``: serve until SIGINT or SIGTERM
+    (or, with ``--until-stdin-closes``, until the parent closes our stdin)."""
     import argparse
+    import signal
     import sys
 
     parser = argparse.ArgumentParser(description="Run the fake ComfyOne server.")
     parser.add_argument("--api-key", default="test-key")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--step-delay", type=float, default=0.2)
+    parser.add_argument("--until-stdin-closes", action="store_true")
     args = parser.parse_args()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    if args.until_stdin_closes:
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     with FakeComfyOne(api_key=args.api_key, port=args.port, step_delay=args.step_delay) as server:
         print(server.base_url, flush=True)
-        sys.stdin.read()  # the parent closes our stdin to stop us
+        stop.wait()
 
 
 if __name__ == "__main__":
