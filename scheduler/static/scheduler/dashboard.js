@@ -100,6 +100,19 @@
     return id.length > 12 ? `${id.slice(0, 8)}…` : id;
   }
 
+  /** The first text input (usually the prompt), so people recognise their task. */
+  function inputSummary(task) {
+    for (const item of task.inputs || []) {
+      for (const value of Object.values((item && item.params) || {})) {
+        if (typeof value === "string" && value.trim()) {
+          const text = value.trim();
+          return text.length > 48 ? `“${text.slice(0, 47)}…”` : `“${text}”`;
+        }
+      }
+    }
+    return "";
+  }
+
   function clampPercent(value) {
     const n = Number(value);
     return Number.isFinite(n) ? Math.max(0, Math.min(100, Math.round(n))) : 0;
@@ -163,10 +176,14 @@
     const status = task.status;
     return [
       el("span", { class: `badge badge--${status}`, "data-status": status }, STATUS_LABELS[status] || status),
-      status === "pending" && task.queue_position !== null && task.queue_position !== undefined
-        ? el("span", { class: "queue", title: "Position in ComfyOne's queue" }, `#${task.queue_position} in queue`)
-        : null,
+      status === "pending" && Number.isInteger(task.queue_position) ? queueLabel(task.queue_position) : null,
     ];
+  }
+
+  /** ComfyOne counts the queue from 0 (next to run). */
+  function queueLabel(position) {
+    const text = position === 0 ? "Next in queue" : `${position} ahead in queue`;
+    return el("span", { class: "queue", title: `Queue position ${position} (0 is next)` }, text);
   }
 
   function progressCell(task) {
@@ -266,6 +283,7 @@
       draw: (t) => [
         el("code", { class: "task-id", title: t.task_id }, shortId(t.task_id)),
         el("span", { class: "sub" }, `${t.app_id} · ${t.workflow_id}`),
+        inputSummary(t) ? el("span", { class: "sub sub--input", title: JSON.stringify(t.inputs) }, inputSummary(t)) : null,
       ],
     },
     { key: (t) => `${t.status}|${t.queue_position}`, draw: statusCell },
@@ -305,7 +323,7 @@
         return;
       }
       row.keys[i] = key;
-      cell.replaceChildren(...spec.draw(task));
+      cell.replaceChildren(...spec.draw(task).filter((part) => part !== null && part !== undefined));
     });
   }
 
