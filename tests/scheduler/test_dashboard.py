@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -233,8 +235,15 @@ def live(tmp_path_factory: pytest.TempPathFactory, fake: Any, browser: Any) -> I
             "STATIC_ROOT": str(tmp_path / "static"),
         },
     )
+    # collectstatic needs no database: run it beside the migrations instead of after them.
+    collectstatic = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--noinput", "-v", "0"],
+        env=site.env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     with site:
-        site.manage("collectstatic", "--noinput", "-v", "0")
         site.manage(
             "shell",
             "-c",
@@ -242,6 +251,8 @@ def live(tmp_path_factory: pytest.TempPathFactory, fake: Any, browser: Any) -> I
             "u = get_user_model().objects.get(username='live-admin'); "
             f"u.set_password('{PASSWORD}'); u.save()",
         )
+        output, _ = collectstatic.communicate(timeout=120)
+        assert collectstatic.returncode == 0, output.decode(errors="replace")
         site.start(1)
         response = requests.post(
             f"{site.urls[0]}/v1/{APP_ID}/backends",
@@ -454,3 +465,20 @@ def test_cancel_button_cancels_the_task(browser: Any, live: LiveSite, fake: Any)
     assert not state["cancel"] and not state["rowError"], state
     assert state["status"] == "cancelled", state
     assert state["badgeText"] == "Cancelled"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_signed_out_page_stops_retrying(browser: Any, live: LiveSite) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open_dashboard(browser, live)
+    browser.delete_cookie("sessionid")  # the session ends (say, a logout in another tab)
+    browser.execute_script("window.__dashboardSocket.close()")
+
+    # Refused handshakes, then the page notices the login is gone and says so.
+    _wait_for(lambda: _connection(browser) == "signed-out", "the signed-out state", timeout=15)
+    link = browser.find_element(By.CSS_SELECTOR, "#connection a")
+    assert link.text == "sign in again"
+    link.click()
+    assert "/admin/login/" in browser.current_url

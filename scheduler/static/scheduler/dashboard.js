@@ -20,7 +20,7 @@
   const RETRY_CAP_MS = 30000;
   const PING_EVERY_MS = 25000;
   const PONG_TIMEOUT_MS = 10000; // no frame this long after a ping: the socket is dead
-  const SESSION_CHECK_AFTER = 3; // failed handshakes in a row before checking the login
+  const SESSION_CHECK_AFTER = 2; // refused handshakes in a row before checking the login
 
   const root = document.getElementById("dashboard");
   const tbody = document.getElementById("task-rows");
