@@ -188,7 +188,8 @@
 
   function progressCell(task) {
     const percent = clampPercent(task.progress);
-    const fill = el("span", { class: "progress__fill", style: `width: ${percent}%` });
+    const fill = el("span", { class: "progress__fill" });
+    fill.style.width = `${percent}%`; // through the CSSOM, which a strict CSP still allows
     const bar = el(
       "span",
       {
@@ -401,21 +402,29 @@
   let pongTimer = null;
 
   function setConnection(state, detail) {
-    connEl.dataset.state = state;
     const label = connEl.querySelector(".conn__label");
+    const countdown = connEl.querySelector(".conn__countdown");
     clearInterval(countdownTimer);
     countdownTimer = null;
-    if (state === "live") label.textContent = "Live";
-    else if (state === "connecting") label.textContent = "Connecting…";
-    else if (state === "signed-out") {
-      label.replaceChildren("Signed out · ", el("a", { href: location.href }, "sign in again"));
-    } else if (state === "reconnecting") {
+    countdown.textContent = "";
+    if (connEl.dataset.state !== state) {
+      // The label is announced (role=status), so it changes only with the state; the
+      // countdown beside it is for the eyes only.
+      connEl.dataset.state = state;
+      if (state === "live") label.textContent = "Live";
+      else if (state === "connecting") label.textContent = "Connecting…";
+      else if (state === "reconnecting") label.textContent = "Reconnecting";
+      else if (state === "signed-out") {
+        label.replaceChildren("Signed out · ", el("a", { href: location.href }, "sign in again"));
+      }
+    }
+    if (state === "reconnecting" && detail === "waiting") {
       const tick = () => {
         const seconds = Math.ceil((retryAt - Date.now()) / 1000);
-        label.textContent = seconds > 0 ? `Reconnecting in ${seconds} s…` : "Reconnecting…";
+        countdown.textContent = seconds > 0 ? `in ${seconds} s` : "";
       };
       tick();
-      if (detail === "waiting") countdownTimer = setInterval(tick, 1000);
+      countdownTimer = setInterval(tick, 1000);
     }
   }
 
