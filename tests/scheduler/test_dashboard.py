@@ -217,6 +217,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, fake: Any, browser: Any) -> I
     DEBUG stays off on purpose: the page is then served exactly as deployed, through the
     manifest storage, which proves `collectstatic` picks up the dashboard's files and that
     their hashed URLs resolve. That costs one collectstatic (about 5 s) into a temp folder.
+    It asks for `browser` first so that, without Chromium, nothing is started before the skip.
     """
     from comfyone_sdk import ComfyOne
 
