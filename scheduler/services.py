@@ -23,7 +23,6 @@ from comfyone_sdk import (
     ComfyOne,
     ComfyOneError,
     ErrorEvent,
-    FinishedEvent,
     InputValidationError,
     NotFoundError,
     PendingEvent,
@@ -303,9 +302,9 @@ def task_apply_event(*, event: TaskEvent) -> Task | None:
             task.status, task.error_message, task.finished = TaskStatus.FAILED, event.message, now
             task.queue_position = None
             fields |= {"status", "error_message", "finished", "queue_position"}
-        elif isinstance(event, FinishedEvent) and not event.success:
-            task.status, task.finished, task.queue_position = TaskStatus.FAILED, now, None
-            fields |= {"status", "finished", "queue_position"}
+        # A `finished` with success false comes for a cancel as well as for a failure (whose
+        # `error` frame has already ended the task): the status the relay polls right after
+        # it says which, so it changes nothing here.
         return _save_task(task, fields, before)
 
 

@@ -445,11 +445,6 @@ def test_dashboard_follows_tasks_live_and_reconnects(
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.xfail(
-    reason="services.task_cancel calls ComfyOne before storing `cancelled`; the relay stores "
-    "ComfyOne's finished {success: false} frame as `failed` first (reported, not fixed here)",
-    strict=False,
-)
 def test_cancel_button_cancels_the_task(browser: Any, live: LiveSite, fake: Any) -> None:
     from selenium.webdriver.common.by import By
 

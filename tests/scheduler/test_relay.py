@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import Token
 
 from comfyone_sdk import ComfyOne
 from scheduler import services
+from scheduler.exceptions import TaskAlreadyFinished
 from scheduler.models import Backend, Lease, Task
 from scheduler.relay import LEASE_NAME, Relay, lease_acquire
 from scheduler.routing import websocket_application
@@ -256,3 +257,20 @@ def test_relay_command_without_a_key_says_so(monkeypatch, settings):
 
     with pytest.raises(CommandError, match="COMFYONE_API_KEY"):
         call_command("relay")
+
+
+def test_cancel_ends_cancelled_even_when_the_relay_sees_the_frame_first(
+    client, backend, fake_comfyone
+):
+    # ComfyOne answers a cancel with finished {success: false}; the relay may apply it before
+    # the cancel route stores `cancelled`. Either order must end cancelled, never failed.
+    with RunningRelay(make_relay(client)):
+        assert fake_comfyone.wait_for_sockets(1)
+        fake_comfyone.hold()
+        task_id = submit(fake_comfyone)
+        assert wait_for(lambda: Task.objects.get(task_id=task_id).queue_position is not None)
+        client.prompts.cancel(task_id)  # upstream first: the relay sees the frame first
+        assert wait_for(lambda: task_status(task_id) == "cancelled")
+        with pytest.raises(TaskAlreadyFinished):
+            services.task_cancel(task=Task.objects.get(task_id=task_id), client=client)
+    assert Task.objects.get(task_id=task_id).error_message == ""
