@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -124,19 +127,45 @@ def wrk(
     )
 
 
+def wait_idle(url: str, *, quiet_ms: float = 25.0, timeout: float = 120.0) -> float:
+    """Wait until the server has worked off what a finished load run left queued.
+
+    wrk closes its connections when its time is up, but requests already handed to the
+    server's thread pool still run; the next run must not start behind them (its first
+    requests would wait seconds, and a floor run would be measured against a backlog of
+    selections). The probe queues behind the backlog, so three quick answers in a row mean
+    the queue is empty. Returns the seconds waited."""
+    started = time.monotonic()
+    quick = 0
+    with requests.Session() as session:
+        while quick < 3:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{url} still busy after {timeout:g} s")
+            sent = time.monotonic()
+            session.get(f"{url}/healthz", timeout=timeout)
+            quick = quick + 1 if (time.monotonic() - sent) * 1000 < quiet_ms else 0
+    return time.monotonic() - started
+
+
 class BenchSite(LiveSite):
     """A `LiveSite` whose server processes can be replaced (other worker counts, other
     environment) while its database lives on; `close()` drops the database."""
 
-    def start_workers(self, workers: int, *, env: dict[str, str] | None = None) -> str:
+    def start_workers(
+        self,
+        workers: int,
+        *,
+        asgi: str = "comfyone_project.asgi:application",
+        app_dir: str | None = None,
+    ) -> str:
         """Start one uvicorn on one port with `workers` worker processes (as `scripts/serve`
-        does with WEB_CONCURRENCY); return its URL."""
-        self.extra_env = {**self.extra_env, **(env or {})}
+        does with WEB_CONCURRENCY); return its URL. `asgi` and `app_dir` serve another
+        application (an experiment that wraps the project's) the same way."""
         command = [
             sys.executable,
             "-m",
             "uvicorn",
-            "comfyone_project.asgi:application",
+            asgi,
             "--host",
             "127.0.0.1",
             "--port",
@@ -145,6 +174,8 @@ class BenchSite(LiveSite):
             "on",
             "--no-access-log",
         ]
+        if app_dir:
+            command += ["--app-dir", app_dir]
         if workers > 1:
             command += ["--workers", str(workers)]
         (url,) = self.start(1, command=command)
@@ -178,6 +209,7 @@ class BenchSite(LiveSite):
 
     def close(self) -> None:
         self.stop()
+        shutil.rmtree(self.tmp_path, ignore_errors=True)
 
 
 def machine_line() -> str:

@@ -25,7 +25,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, BenchSite, machine_line, wrk
+from _common import ROOT, BenchSite, machine_line, wait_idle, wrk
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 APP = "bench"
@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the servers (e.g. HTTP_THREADS=4, CONN_MAX_AGE=0)",
     )
+    parser.add_argument(
+        "--asgi",
+        default="comfyone_project.asgi:application",
+        help="the application uvicorn serves (for experiments that wrap the project's)",
+    )
+    parser.add_argument("--app-dir", default=None, help="uvicorn --app-dir for --asgi")
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "select_load.md")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -128,7 +134,7 @@ def run_db(db: str, args: argparse.Namespace, results: dict) -> None:
         site.setup()
         registered = False
         for workers in args.worker_list:
-            url = site.start_workers(workers)
+            url = site.start_workers(workers, asgi=args.asgi, app_dir=args.app_dir)
             print(f"== {db}, {workers} worker(s) at {url}", flush=True)
             if not registered:
                 register_rotation(site, url)
@@ -138,12 +144,16 @@ def run_db(db: str, args: argparse.Namespace, results: dict) -> None:
             warm = max(args.client_list)
             wrk(select_url, connections=warm, seconds=1, headers=site.headers)
             wrk(floor_url, connections=warm, seconds=1)
+            drained = wait_idle(url)
             for clients in args.client_list:
-                # Back to back, so both see the same neighbours on this shared machine.
+                # Back to back, so both see the same neighbours on this shared machine; each
+                # starts once the server has finished what the run before left queued.
                 sel = wrk(
                     select_url, connections=clients, seconds=args.seconds, headers=site.headers
                 )
+                sel_drain = wait_idle(url)
                 floor = wrk(floor_url, connections=clients, seconds=args.seconds)
+                drained = wait_idle(url)
                 row = {
                     "db": db,
                     "workers": workers,
@@ -151,6 +161,10 @@ def run_db(db: str, args: argparse.Namespace, results: dict) -> None:
                     "select": sel.as_dict(),
                     "floor": floor.as_dict(),
                     "ratio": round(sel.rps / floor.rps, 3) if floor.rps else None,
+                    # Seconds the server kept working after wrk stopped: requests queued
+                    # beyond what it could answer (wrk does not count them).
+                    "select_backlog_s": round(sel_drain, 2),
+                    "floor_backlog_s": round(drained, 2),
                 }
                 results["select"].append(row)
                 print(format_row(row), flush=True)
@@ -187,7 +201,8 @@ def _cell(r: dict) -> str:
 def format_row(row: dict) -> str:
     return (
         f"| {row['db']} | {row['workers']} | {row['clients']} | {_cell(row['select'])} | "
-        f"{_cell(row['floor'])} | {row['ratio']:.0%} |"
+        f"{_cell(row['floor'])} | {row['ratio']:.0%} | {row['select']['max_ms']:,.0f} | "
+        f"{row['select_backlog_s']:.1f} |"
     )
 
 
@@ -213,8 +228,9 @@ def targets(rows: list[dict]) -> list[str]:
 def report(results: dict, args: argparse.Namespace) -> str:
     head = [
         "| db | workers | clients | select req/s | p50 ms | p99 ms | errors "
-        "| floor req/s | p50 ms | p99 ms | errors | select/floor |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| floor req/s | p50 ms | p99 ms | errors | select/floor | select max ms "
+        "| select backlog s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines = [
         "# Selection under load, next to the framework's floor",
@@ -225,9 +241,12 @@ def report(results: dict, args: argparse.Namespace) -> str:
         f"{args.seconds:g} s per cell; select and floor measured back to back at each "
         "concurrency. `select` is `GET /v1/bench/select` with a token (5 backends, round "
         "robin); `floor` is `GET /healthz` on the same server (no auth, no database). Errors "
-        "are non-2xx responses plus socket errors (a request over 5 s is a timeout error).",
+        "are non-2xx responses plus socket errors (a request over 5 s is a timeout error). "
+        "*Backlog* is how long the server kept answering after wrk stopped (requests it had "
+        "accepted but not answered; wrk never sees them): a stall indicator next to p99 and max.",
         "",
-        f"Server environment beyond the defaults: `{args.extra_env or {}}`.",
+        f"Server environment beyond the defaults: `{args.extra_env or {}}`; application "
+        f"`{args.asgi}`.",
         "",
         *head,
         *(format_row(row) for row in results["select"]),
@@ -280,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         "| db | workers | clients | select req/s | p50 | p99 | err | floor req/s | p50 | p99 | "
-        "err | select/floor |",
+        "err | select/floor | max | backlog s |",
         flush=True,
     )
     for db in args.db_list:
