@@ -126,7 +126,9 @@ def measure_adds(site: BenchSite, url: str, count: int) -> dict:
 
 def run_db(db: str, args: argparse.Namespace, results: dict) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{db}-"))
-    env = {"REQUEST_LOG_LEVEL": "WARNING", "COMFYONE_RELAY": "off", **args.extra_env}
+    # LOG_LEVEL=WARNING is what silences the per-request log line (settings.py does not read
+    # REQUEST_LOG_LEVEL); `--env LOG_LEVEL=INFO` measures with it.
+    env = {"LOG_LEVEL": "WARNING", "COMFYONE_RELAY": "off", **args.extra_env}
     site = BenchSite(
         tmp, postgres_url=args.postgres_url if db == "postgres" else None, extra_env=env
     )
@@ -236,8 +238,9 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "# Selection under load, next to the framework's floor",
         "",
         f"{machine_line()}. Server: uvicorn as `scripts/serve` runs it (HTTP through Django's "
-        "WSGI handler on a2wsgi threads), `DEBUG=0`, request log line off "
-        "(`REQUEST_LOG_LEVEL=WARNING`), relay off; load from `wrk` on the same 2 cores. "
+        "WSGI handler on a2wsgi threads, HTTP_THREADS=8), `DEBUG=0`, `LOG_LEVEL=WARNING` (no "
+        "per-request log line), relay off; load from `wrk` (2 threads) on the same 2 cores, "
+        "which other engineers' test runs were sharing. "
         f"{args.seconds:g} s per cell; select and floor measured back to back at each "
         "concurrency. `select` is `GET /v1/bench/select` with a token (5 backends, round "
         "robin); `floor` is `GET /healthz` on the same server (no auth, no database). Errors "
