@@ -1,0 +1,106 @@
+"""The selection transaction in plain SQL: the hot path of `GET /v1/{app_id}/select`.
+
+It runs on every selection, so it skips the ORM's query compilation (about 0.2 ms a query
+on these machines) and builds its three statements once per database connection vendor.
+Column values still go through Django's own converters, so rows come back exactly as the
+ORM would return them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.db import connections
+
+from scheduler.models import AppPolicy, Backend, BackendStatus
+
+BACKEND_COLUMNS = ("id", "app_id", "name", "host", "weight", "status", "created", "updated")
+
+# Threads of one process take the SQLite write lock in turn here: waiting on SQLite's own
+# busy handler instead means sleeping in steps of up to 100 ms, which stalls under load.
+sqlite_selection_lock = threading.Lock()
+
+
+class _Statements:
+    def __init__(self, alias: str) -> None:
+        connection = connections[alias]
+        qn = connection.ops.quote_name
+        policy_table, backend_table = qn(AppPolicy._meta.db_table), qn(Backend._meta.db_table)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        self.lock_policy = (
+            f"SELECT {qn('policy')}, {qn('limit')}, {qn('state')} FROM {policy_table} "
+            f"WHERE {qn('app_id')} = %s{lock}"
+        )
+        self.active_backends = (
+            f"SELECT {', '.join(qn(c) for c in BACKEND_COLUMNS)} FROM {backend_table} "
+            f"WHERE {qn('app_id')} = %s AND {qn('status')} = %s "
+            f"ORDER BY {qn('created')}, {qn('id')}"
+        )
+        self.save_state = f"UPDATE {policy_table} SET {qn('state')} = %s WHERE {qn('app_id')} = %s"
+        self.state_field = AppPolicy._meta.get_field("state")
+        self.state_converters = self._converters(connection, AppPolicy, self.state_field)
+        self.backend_converters = [
+            self._converters(connection, Backend, Backend._meta.get_field(column))
+            for column in BACKEND_COLUMNS
+        ]
+
+    @staticmethod
+    def _converters(connection: Any, model: type, field: Any) -> list[Any]:
+        column = field.get_col(model._meta.db_table)
+        return [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]
+
+
+_statements: dict[str, _Statements] = {}
+
+
+def _for(alias: str) -> _Statements:
+    if alias not in _statements:
+        _statements[alias] = _Statements(alias)
+    return _statements[alias]
+
+
+def _convert(value: Any, converters: list[Any], connection: Any) -> Any:
+    for converter in converters:
+        value = converter(value, None, connection)
+    return value
+
+
+def policy_lock(*, app_id: str, using: str = "default") -> AppPolicy | None:
+    """The app's policy row, locked for the rest of the transaction (None without one)."""
+    statements, connection = _for(using), connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.lock_policy, [app_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    policy, limit, state = row
+    state = _convert(state, statements.state_converters, connection)
+    return AppPolicy(app_id=app_id, policy=policy, limit=limit, state=state or {})
+
+
+def active_backends(*, app_id: str, using: str = "default") -> list[Backend]:
+    """The app's active backends, oldest first, as model instances."""
+    statements, connection = _for(using), connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.active_backends, [app_id, BackendStatus.ACTIVE.value])
+        rows = cursor.fetchall()
+    converters = statements.backend_converters
+    return [
+        Backend.from_db(
+            using,
+            BACKEND_COLUMNS,
+            [
+                _convert(value, conv, connection)
+                for value, conv in zip(row, converters, strict=True)
+            ],
+        )
+        for row in rows
+    ]
+
+
+def state_save(*, app_id: str, state: dict[str, Any], using: str = "default") -> None:
+    statements, connection = _for(using), connections[using]
+    value = statements.state_field.get_db_prep_value(state, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(statements.save_state, [value, app_id])
