@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,8 @@ ALL_TASKS_GROUP = "tasks"
 SEND_TIMEOUT = 5.0
 
 _consumer_loop: asyncio.AbstractEventLoop | None = None
+_sender_loop: asyncio.AbstractEventLoop | None = None
+_sender_lock = threading.Lock()
 
 
 def user_tasks_group(user_id: Any) -> str:
@@ -31,6 +33,19 @@ def user_tasks_group(user_id: Any) -> str:
 
 def task_group(task_pk: uuid.UUID | str) -> str:
     return f"task.{uuid.UUID(str(task_pk)).hex}"
+
+
+def _network_sender_loop() -> asyncio.AbstractEventLoop:
+    """One event loop on a daemon thread for sends to a network layer (Redis): the layer's
+    connections live as long as the loop, where `async_to_sync` would make a new loop, and
+    so a new connection, for every send (about 5 ms each)."""
+    global _sender_loop
+    with _sender_lock:
+        if _sender_loop is None or _sender_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="group-send", daemon=True).start()
+            _sender_loop = loop
+        return _sender_loop
 
 
 def register_consumer_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -65,7 +80,9 @@ def group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
                 future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), loop)
                 future.result(timeout=SEND_TIMEOUT)
         else:
-            async_to_sync(_send_all)(layer, groups, message)
+            loop = _network_sender_loop()
+            future = asyncio.run_coroutine_threadsafe(_send_all(layer, groups, message), loop)
+            future.result(timeout=SEND_TIMEOUT)
     except Exception:
         # A broadcast is best effort: the database row is the truth, and sockets get a full
         # snapshot when they reconnect. Never fail the write that triggered it.

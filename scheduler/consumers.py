@@ -70,5 +70,15 @@ class TaskConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == "task.update":
+            # Channels wraps every handler in a thread hop that closes stale database
+            # connections; this one touches no database, and with 200 sockets per event the
+            # hop was over half the server's cost per frame (bench/results/ws_fanout.md).
+            await self.task_update(message)
+            return
+        await super().dispatch(message)
+
     async def task_update(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "task", "task": event["task"]})
+        # Serialised once by the publisher, not once per socket.
+        await self.send(text_data=event["text"])

@@ -7,6 +7,7 @@ change to a task is published to the channel layer once its transaction commits.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -196,7 +197,8 @@ def task_publish(*, task: Task) -> None:
     groups = [ALL_TASKS_GROUP, task_group(task.pk)]
     if task.submitted_by_id is not None:
         groups.append(user_tasks_group(task.submitted_by_id))
-    broadcast.group_send(groups, {"type": "task.update", "task": task_to_dict(task)})
+    frame = json.dumps({"type": "task", "task": task_to_dict(task)}, separators=(",", ":"))
+    broadcast.group_send(groups, {"type": "task.update", "text": frame})
 
 
 def _publish_on_commit(task: Task) -> None:
