@@ -126,9 +126,14 @@ def measure_adds(site: BenchSite, url: str, count: int) -> dict:
 
 def run_db(db: str, args: argparse.Namespace, results: dict) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{db}-"))
-    # LOG_LEVEL=WARNING is what silences the per-request log line (settings.py does not read
-    # REQUEST_LOG_LEVEL); `--env LOG_LEVEL=INFO` measures with it.
-    env = {"LOG_LEVEL": "WARNING", "COMFYONE_RELAY": "off", **args.extra_env}
+    # No per-request log line: settings.py does not read REQUEST_LOG_LEVEL (yet), so
+    # LOG_LEVEL=WARNING is what silences it today. `--env LOG_LEVEL=INFO` measures with it.
+    env = {
+        "LOG_LEVEL": "WARNING",
+        "REQUEST_LOG_LEVEL": "WARNING",
+        "COMFYONE_RELAY": "off",
+        **args.extra_env,
+    }
     site = BenchSite(
         tmp, postgres_url=args.postgres_url if db == "postgres" else None, extra_env=env
     )
