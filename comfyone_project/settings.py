@@ -216,6 +216,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False}
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # One JSON line per request; REQUEST_LOG_LEVEL=WARNING silences it.
+        "scheduler.requests": {
+            "handlers": ["console"],
+            "level": os.environ.get("REQUEST_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
     },
 }
