@@ -54,9 +54,20 @@ def check_scheduler_settings(app_configs: Any = None, **kwargs: Any) -> list[Err
                 id="scheduler.E008",
             )
         )
-    for key in ("COMFYONE_TIMEOUT", "RELAY_LEASE_SECONDS", "RELAY_RECONCILE_SECONDS"):
+    for key in (
+        "COMFYONE_TIMEOUT",
+        "RELAY_LEASE_SECONDS",
+        "RELAY_RECONCILE_SECONDS",
+        "TOKEN_CACHE_SECONDS",
+    ):
         value = user.get(key, DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        zero_ok = key == "TOKEN_CACHE_SECONDS"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < 0
+            or (value == 0 and not zero_ok)
+        ):
             errors.append(
                 Error(
                     f"SCHEDULER[{key!r}] must be a positive number of seconds.", id="scheduler.E009"

@@ -20,9 +20,10 @@ from django.utils.module_loading import import_string
 DEFAULTS: dict[str, Any] = {
     "PERMISSION_CLASSES": ["scheduler.permissions.ReadAuthenticatedWriteStaff"],
     "AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "scheduler.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "TOKEN_CACHE_SECONDS": 5.0,
     "POLICIES": [],
     "DEFAULT_POLICY": "all_active",
     "COMFYONE_API_KEY": None,

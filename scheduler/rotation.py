@@ -17,9 +17,8 @@ from scheduler.models import AppPolicy, Backend, BackendStatus
 
 BACKEND_COLUMNS = ("id", "app_id", "name", "host", "weight", "status", "created", "updated")
 
-# Threads of one process take the SQLite write lock in turn here: waiting on SQLite's own
-# busy handler instead means sleeping in steps of up to 100 ms, which stalls under load.
-sqlite_selection_lock = threading.Lock()
+# Threads of one process take the selection's database lock in turn here (see services).
+selection_lock = threading.Lock()
 
 
 class _Statements:

@@ -156,10 +156,11 @@ def policy_set(*, app_id: str, policy: str, limit: int | None = None) -> AppPoli
 
 def backend_select(*, app_id: str) -> SelectionResult:
     """Select the app's backends by its policy, advancing the shared rotation atomically."""
-    if connection.vendor == "sqlite":
-        with rotation.sqlite_selection_lock:
-            return _select(app_id)
-    return _select(app_id)
+    # Threads of one process take turns here before the database lock (SQLite's write
+    # lock, PostgreSQL's row lock): the lock holder then does not wait for the GIL behind
+    # its siblings between round trips, and SQLite's busy handler never sleeps.
+    with rotation.selection_lock:
+        return _select(app_id)
 
 
 def _select(app_id: str) -> SelectionResult:
