@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -18,6 +19,7 @@ LIMIT_MIN, LIMIT_MAX = 1, 100
 # Lets constraints say `name__length__gte=1` (non-empty) on every database.
 models.CharField.register_lookup(Length)
 
+APP_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 app_id_validator = RegexValidator(
     r"\A[A-Za-z0-9_.-]{1,64}\Z",
     "Use 1-64 characters from A-Z a-z 0-9 _ . -",

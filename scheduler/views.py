@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from scheduler import selectors, services
 from scheduler.conf import scheduler_settings
 from scheduler.exceptions import api_exception_handler
-from scheduler.models import BackendStatus
+from scheduler.models import APP_ID_RE, BackendStatus
 from scheduler.serializers import (
     AppIdSerializer,
     BackendCreateSerializer,
@@ -98,6 +98,10 @@ def _validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
 
 
 def _app_id(value: str) -> str:
+    # The valid case, on every request, skips building a serializer; the invalid one gets
+    # the serializer's own message.
+    if APP_ID_RE.fullmatch(value):
+        return value
     return _validated(AppIdSerializer, {"app_id": value})["app_id"]
 
 
