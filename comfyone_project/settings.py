@@ -96,8 +96,11 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "comfyone_project.wsgi.application"
 # Threads per server process running Django's WSGI handler (see asgi.py); each may hold one
-# database connection.
-HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "8"))
+# database connection. One by default: with more, a thread that holds the selection lock
+# waits for the GIL behind its CPU-bound siblings after every database round trip, which
+# halved selection throughput (bench/results/select_load.md). Scale with processes instead;
+# scripts/serve gives a lone process 4, so one slow ComfyOne call does not block its pages.
+HTTP_THREADS = int(os.environ.get("HTTP_THREADS", "1"))
 ASGI_APPLICATION = "comfyone_project.asgi.application"
 
 DATABASES = {
