@@ -1,9 +1,9 @@
 """Thread-safe `group_send` for services, and the channel-layer group names of tasks.
 
 Services run in worker threads (HTTP requests, the relay), while WebSocket consumers run on
-the server's event loop. The Redis layer does not care; the in-memory layer keeps
-`asyncio.Queue`s that only the loop's own thread may touch, so for it every send is handed to
-the loop that the consumers run on (registered when a socket connects).
+the server's event loop. The in-memory layer keeps `asyncio.Queue`s that only that loop's own
+thread may touch, so its sends are handed to the loop the consumers run on (registered when a
+socket connects); sends to Redis go through one long-lived loop of their own.
 """
 
 from __future__ import annotations
