@@ -27,16 +27,30 @@ class _Statements:
         qn = connection.ops.quote_name
         policy_table, backend_table = qn(AppPolicy._meta.db_table), qn(Backend._meta.db_table)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-        self.lock_policy = (
-            f"SELECT {qn('policy')}, {qn('limit')}, {qn('state')} FROM {policy_table} "
-            f"WHERE {qn('app_id')} = %s{lock}"
-        )
         self.active_backends = (
             f"SELECT {', '.join(qn(c) for c in BACKEND_COLUMNS)} FROM {backend_table} "
             f"WHERE {qn('app_id')} = %s AND {qn('status')} = %s "
             f"ORDER BY {qn('created')}, {qn('id')}"
         )
         self.save_state = f"UPDATE {policy_table} SET {qn('state')} = %s WHERE {qn('app_id')} = %s"
+        # The policy row (locked) and the active backends in one round trip. On PostgreSQL it
+        # also turns off the commit's disk flush for this transaction (set_config(..., true)
+        # is SET LOCAL): the rotation cursor is not worth a flush per selection; after a
+        # crash the rotation at worst repeats a backend.
+        no_flush = (
+            "set_config('synchronous_commit', 'off', true), "
+            if connection.vendor == "postgresql"
+            else ""
+        )
+        backend_columns = ", ".join(f"b.{qn(c)}" for c in BACKEND_COLUMNS)
+        lock_of = " FOR UPDATE OF p" if lock else ""
+        self.policy_and_backends = (
+            f"SELECT {no_flush}p.{qn('policy')}, p.{qn('limit')}, p.{qn('state')}, "
+            f"{backend_columns} FROM {policy_table} p LEFT JOIN {backend_table} b "
+            f"ON b.{qn('app_id')} = p.{qn('app_id')} AND b.{qn('status')} = %s "
+            f"WHERE p.{qn('app_id')} = %s ORDER BY b.{qn('created')}, b.{qn('id')}{lock_of}"
+        )
+        self.skip = 1 if no_flush else 0
         self.state_field = AppPolicy._meta.get_field("state")
         self.state_converters = self._converters(connection, AppPolicy, self.state_field)
         self.backend_converters = [
@@ -65,19 +79,6 @@ def _convert(value: Any, converters: list[Any], connection: Any) -> Any:
     return value
 
 
-def policy_lock(*, app_id: str, using: str = "default") -> AppPolicy | None:
-    """The app's policy row, locked for the rest of the transaction (None without one)."""
-    statements, connection = _for(using), connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(statements.lock_policy, [app_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    policy, limit, state = row
-    state = _convert(state, statements.state_converters, connection)
-    return AppPolicy(app_id=app_id, policy=policy, limit=limit, state=state or {})
-
-
 def active_backends(*, app_id: str, using: str = "default") -> list[Backend]:
     """The app's active backends, oldest first, as model instances."""
     statements, connection = _for(using), connections[using]
@@ -96,6 +97,37 @@ def active_backends(*, app_id: str, using: str = "default") -> list[Backend]:
         )
         for row in rows
     ]
+
+
+def policy_and_backends(
+    *, app_id: str, using: str = "default"
+) -> tuple[AppPolicy | None, list[Backend]]:
+    """The app's policy row, locked for the rest of the transaction, and its active backends
+    oldest first, in one query; `(None, backends)` for an app without a stored policy."""
+    statements, connection = _for(using), connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.policy_and_backends, [BackendStatus.ACTIVE.value, app_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, active_backends(app_id=app_id, using=using)
+    first = rows[0][statements.skip :]
+    policy, limit, state = first[:3]
+    state = _convert(state, statements.state_converters, connection)
+    row = AppPolicy(app_id=app_id, policy=policy, limit=limit, state=state or {})
+    converters = statements.backend_converters
+    backends = [
+        Backend.from_db(
+            using,
+            BACKEND_COLUMNS,
+            [
+                _convert(value, conv, connection)
+                for value, conv in zip(values[statements.skip + 3 :], converters, strict=True)
+            ],
+        )
+        for values in rows
+        if values[statements.skip + 3] is not None  # the LEFT JOIN's row for no backend
+    ]
+    return row, backends
 
 
 def state_save(*, app_id: str, state: dict[str, Any], using: str = "default") -> None:

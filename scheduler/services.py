@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
@@ -165,20 +165,14 @@ def backend_select(*, app_id: str) -> SelectionResult:
 
 def _select(app_id: str) -> SelectionResult:
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The rotation cursor is not worth a disk flush per selection: after a crash
-            # the rotation at worst repeats a backend. Rows of every other write stay durable.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        row = rotation.policy_lock(app_id=app_id)
+        row, candidates = rotation.policy_and_backends(app_id=app_id)
         policy, limit = policy_resolve(row=row)
         if row is None and policy.stateful:
             # A site whose DEFAULT_POLICY keeps state: the state needs a row to live in.
             AppPolicy.objects.bulk_create(
                 [AppPolicy(app_id=app_id, policy=policy.name)], ignore_conflicts=True
             )
-            row = rotation.policy_lock(app_id=app_id)
-        candidates = rotation.active_backends(app_id=app_id)
+            row, candidates = rotation.policy_and_backends(app_id=app_id)
         if not candidates:
             raise NoBackendAvailable(f"App {app_id!r} has no active backend.")
         state = row.state if row is not None else {}
