@@ -242,10 +242,11 @@ def report(results: dict, args: argparse.Namespace) -> str:
     lines = [
         "# Selection under load, next to the framework's floor",
         "",
-        f"{machine_line()}. Server: uvicorn as `scripts/serve` runs it (HTTP through Django's "
-        "WSGI handler on a2wsgi threads, HTTP_THREADS=8), `DEBUG=0`, `LOG_LEVEL=WARNING` (no "
-        "per-request log line), relay off; load from `wrk` (2 threads) on the same 2 cores, "
-        "which other engineers' test runs were sharing. "
+        f"{machine_line()}. Server: uvicorn as `scripts/serve` runs it with several processes "
+        "(HTTP through Django's WSGI handler on a2wsgi threads, one thread per process unless "
+        "`HTTP_THREADS` says otherwise), `DEBUG=0`, `LOG_LEVEL=WARNING` (no per-request log "
+        "line), relay off; load from `wrk` (2 threads) on the same 2 cores (load average "
+        f"{os.getloadavg()[0]:.1f} when the run started). "
         f"{args.seconds:g} s per cell; select and floor measured back to back at each "
         "concurrency. `select` is `GET /v1/bench/select` with a token (5 backends, round "
         "robin); `floor` is `GET /healthz` on the same server (no auth, no database). Errors "
