@@ -64,13 +64,19 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class AppIdSerializer(serializers.Serializer):
-    app_id = serializers.CharField(
+def app_id_field(name: str, *, required: bool = True) -> serializers.CharField:
+    """An app id as the URL, a query or a body gives it: 1-64 of A-Z a-z 0-9 _ . -"""
+    return StrictCharField(
+        required=required,
         max_length=APP_ID_MAX_LENGTH,
         validators=[app_id_validator],
-        error_messages=_text_messages("app_id", APP_ID_MAX_LENGTH),
+        error_messages=_text_messages(name, APP_ID_MAX_LENGTH),
         trim_whitespace=False,
     )
+
+
+class AppIdSerializer(serializers.Serializer):
+    app_id = app_id_field("app_id")
 
 
 class BackendSerializer(serializers.Serializer):
@@ -142,12 +148,7 @@ class BackendWeightSerializer(serializers.Serializer):
 
 
 class BackendMoveSerializer(serializers.Serializer):
-    new_app_id = StrictCharField(
-        max_length=APP_ID_MAX_LENGTH,
-        validators=[app_id_validator],
-        error_messages=_text_messages("new_app_id", APP_ID_MAX_LENGTH),
-        trim_whitespace=False,
-    )
+    new_app_id = app_id_field("new_app_id")
 
 
 class BackendMoveBodySerializer(serializers.Serializer):
@@ -157,13 +158,7 @@ class BackendMoveBodySerializer(serializers.Serializer):
 
 
 class BackendFilterSerializer(serializers.Serializer):
-    app_id = serializers.CharField(
-        required=False,
-        max_length=APP_ID_MAX_LENGTH,
-        validators=[app_id_validator],
-        error_messages=_text_messages("app_id", APP_ID_MAX_LENGTH),
-        trim_whitespace=False,
-    )
+    app_id = app_id_field("app_id", required=False)
     status = serializers.ChoiceField(
         required=False,
         choices=BackendStatus.choices,
@@ -301,13 +296,7 @@ class TaskSubmitSerializer(serializers.Serializer):
 
 
 class TaskFilterSerializer(serializers.Serializer):
-    app_id = serializers.CharField(
-        required=False,
-        max_length=APP_ID_MAX_LENGTH,
-        validators=[app_id_validator],
-        error_messages=_text_messages("app_id", APP_ID_MAX_LENGTH),
-        trim_whitespace=False,
-    )
+    app_id = app_id_field("app_id", required=False)
     status = serializers.ChoiceField(
         required=False,
         choices=TaskStatus.choices,
