@@ -23,13 +23,17 @@ class ResolvedPolicy:
     limit: int
 
 
-def backend_list(*, app_id: str | None = None, status: str | None = None) -> QuerySet[Backend]:
+BACKEND_FIELDS = ("id", "app_id", "name", "host", "weight", "status", "created", "updated")
+
+
+def backend_list(*, app_id: str | None = None, status: str | None = None) -> QuerySet[Any]:
+    """Backends as plain rows (dicts of `BACKEND_FIELDS`), oldest first."""
     backends = Backend.objects.all()
     if app_id is not None:
         backends = backends.filter(app_id=app_id)
     if status is not None:
         backends = backends.filter(status=status)
-    return backends.order_by("created", "id")
+    return backends.order_by("created", "id").values(*BACKEND_FIELDS)
 
 
 def backend_get(*, app_id: str, backend_id: str | uuid.UUID) -> Backend:

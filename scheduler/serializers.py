@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,18 +92,20 @@ class BackendSerializer(serializers.Serializer):
     created = serializers.DateTimeField(read_only=True)
     updated = serializers.DateTimeField(read_only=True)
 
-    def to_representation(self, instance: Backend) -> dict[str, Any]:
+    def to_representation(self, instance: Backend | Mapping[str, Any]) -> dict[str, Any]:
         # Listing 1,000 backends or selecting under load: build the dict directly instead of
         # running eight field objects per backend. The fields above still define the schema.
+        # Lists come as plain rows (`QuerySet.values()`), which skips building models.
+        row = instance if isinstance(instance, Mapping) else instance.__dict__
         return {
-            "id": str(instance.id),
-            "app_id": instance.app_id,
-            "name": instance.name,
-            "host": instance.host,
-            "weight": instance.weight,
-            "status": instance.status,
-            "created": _iso(instance.created),
-            "updated": _iso(instance.updated),
+            "id": str(row["id"]),
+            "app_id": row["app_id"],
+            "name": row["name"],
+            "host": row["host"],
+            "weight": row["weight"],
+            "status": row["status"],
+            "created": _iso(row["created"]),
+            "updated": _iso(row["updated"]),
         }
 
 
