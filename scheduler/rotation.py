@@ -8,7 +8,11 @@ ORM would return them.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections
@@ -19,6 +23,31 @@ BACKEND_COLUMNS = ("id", "app_id", "name", "host", "weight", "status", "created"
 
 # Threads of one process take the selection's database lock in turn here (see services).
 selection_lock = threading.Lock()
+_lock_files: dict[str, int] = {}
+
+
+@contextmanager
+def selection_turn(using: str = "default") -> Iterator[None]:
+    """Wait for this process's and (on a SQLite file) every process's turn to select.
+
+    Processes sharing a SQLite file would otherwise queue on SQLite's busy handler, which
+    polls with sleeps of up to 100 ms; a kernel file lock wakes the next one at once.
+    PostgreSQL queues on the row lock itself, which also wakes at once.
+    """
+    with selection_lock:
+        connection = connections[using]
+        name = str(connection.settings_dict["NAME"])
+        if connection.vendor != "sqlite" or name == ":memory:" or "mode=memory" in name:
+            yield
+            return
+        if name not in _lock_files:
+            _lock_files[name] = os.open(f"{name}.select-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _lock_files[name]
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class _Statements:

@@ -159,7 +159,7 @@ def backend_select(*, app_id: str) -> SelectionResult:
     # Threads of one process take turns here before the database lock (SQLite's write
     # lock, PostgreSQL's row lock): the lock holder then does not wait for the GIL behind
     # its siblings between round trips, and SQLite's busy handler never sleeps.
-    with rotation.selection_lock:
+    with rotation.selection_turn():
         return _select(app_id)
 
 
