@@ -144,3 +144,24 @@ def test_limit_constraint():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         AppPolicy.objects.create(app_id="x", policy="random", limit=101)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_selection_outside_any_transaction_commits_and_leaves_none_open(make_backend):
+    """Outside a test transaction (as in a server), the rotation advances, a refused
+    selection rolls back, and the connection comes back idle."""
+    from django.db import connection
+
+    for name in "abc":
+        make_backend(name=name)
+    services.policy_set(app_id="txt2img", policy="round_robin")
+    assert firsts(4) == ["a", "b", "c", "a"]
+    make_backend(name="d", status="down")
+    with pytest.raises(NoBackendAvailable):
+        services.backend_select(app_id="empty")
+    assert firsts(3) == ["b", "c", "a"]
+    assert not connection.in_atomic_block
+    if connection.vendor == "postgresql":
+        from psycopg.pq import TransactionStatus
+
+        assert connection.connection.info.transaction_status == TransactionStatus.IDLE
