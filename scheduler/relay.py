@@ -19,7 +19,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connections,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
@@ -102,18 +108,35 @@ class Relay:
         return max(0.05, self.lease_seconds / 3)
 
     def run(self, stop: threading.Event) -> None:
+        said_waiting = False
         while not stop.is_set():
-            if not lease_acquire(name=LEASE_NAME, holder=self.holder, seconds=self.lease_seconds):
-                logger.info("relay: another relay holds the lease; waiting")
-                stop.wait(self._renew_every())
-                continue
             try:
-                self._follow(stop)
-            finally:
-                self.active.clear()
-        lease_release(name=LEASE_NAME, holder=self.holder)
+                if self._lease():
+                    self._run_once(stop)
+            except DatabaseError:
+                # The database went away: keep trying, like the socket does, instead of dying.
+                logger.exception("relay: database error; retrying")
+                close_old_connections()
+            if not stop.is_set() and not self.active.is_set():
+                if not said_waiting:
+                    logger.info("relay: another relay holds the lease, or none could be taken")
+                    said_waiting = True
+                stop.wait(self._renew_every())
+        try:
+            lease_release(name=LEASE_NAME, holder=self.holder)
+        except DatabaseError:
+            logger.exception("relay: could not release the lease; it expires by itself")
         connections.close_all()
         logger.info("relay: stopped")
+
+    def _lease(self) -> bool:
+        return lease_acquire(name=LEASE_NAME, holder=self.holder, seconds=self.lease_seconds)
+
+    def _run_once(self, stop: threading.Event) -> None:
+        try:
+            self._follow(stop)
+        finally:
+            self.active.clear()
 
     def _follow(self, stop: threading.Event) -> None:
         logger.info("relay %s: lease taken; connecting to %s", self.holder, self.client.ws_url)
