@@ -274,3 +274,24 @@ def test_cancel_ends_cancelled_even_when_the_relay_sees_the_frame_first(
         with pytest.raises(TaskAlreadyFinished):
             services.task_cancel(task=Task.objects.get(task_id=task_id), client=client)
     assert Task.objects.get(task_id=task_id).error_message == ""
+
+
+def test_relay_survives_a_database_error(client, backend, fake_comfyone, monkeypatch):
+    from django.db import OperationalError
+
+    from scheduler import relay as relay_module
+
+    real, calls = relay_module.lease_acquire, []
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("the database is restarting")
+        return real(**kwargs)
+
+    monkeypatch.setattr(relay_module, "lease_acquire", flaky)
+    with RunningRelay(make_relay(client)):
+        assert fake_comfyone.wait_for_sockets(1)
+        task_id = submit(fake_comfyone)
+        assert wait_for(lambda: task_status(task_id) == "finished")
+    assert len(calls) >= 2
