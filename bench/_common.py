@@ -195,18 +195,6 @@ class BenchSite(LiveSite):
             time.sleep(0.2)
         raise RuntimeError(f"not every worker at {url} came up:\n{log.read_text()[-2000:]}")
 
-    def stop_servers(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        self.processes.clear()
-        self.urls.clear()
-
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.tmp_path, ignore_errors=True)

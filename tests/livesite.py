@@ -163,16 +163,22 @@ class LiveSite:
         session.headers.update(self.headers)
         return session
 
-    def stop(self) -> None:
+    def stop_servers(self) -> None:
+        """Stop every server process; the database stays."""
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
         self.processes.clear()
+        self.urls.clear()
+
+    def stop(self) -> None:
+        """Stop every server process and drop a PostgreSQL database made for the site."""
+        self.stop_servers()
         if self.postgres_url and self.db_name:
             self._admin_sql(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
             self.db_name = None
